@@ -1,0 +1,137 @@
+"""Course profiles: one dataclass per way of running the notebooks, chosen in one place.
+
+- ``smoke``: a laptop or CI without a GPU. The tiny local Llama-architecture model and the
+  bundled sample data; every notebook runs in seconds and its numbers are NOT meaningful.
+- ``colab``: a free Colab T4 (15 GB, fp16). Llama-3.2-1B-Instruct on subsets sized to finish
+  within a class period.
+- ``full``: the seed tutorials' settings (5,000 steps, full test sets) on a bigger GPU.
+
+Choice (first that applies): the notebook's ``PROFILE`` parameter, the ``COURSE_PROFILE``
+environment variable, ``colab`` when a CUDA GPU is present, else ``smoke``.
+
+Example:
+    >>> from utils import config
+    >>> config.get_profile("smoke").max_steps
+    30
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+TINY_MODEL_ID = "course/tiny-llama"       # built locally by utils.models, never downloaded
+LLAMA_ID = "meta-llama/Llama-3.2-1B-Instruct"
+LLAMA_MIRROR_ID = "unsloth/Llama-3.2-1B-Instruct"   # ungated copy of the same weights
+VSFC_HUB_ID = "uitnlp/vietnamese_students_feedback"
+MEDMCQA_HUB_ID = "openlifescienceai/medmcqa"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and sources for one way of running the course (see the module docstring)."""
+
+    name: str
+    model_id: str
+    fallback_model_id: str | None     # tried when the main model is gated and no token grants access
+    vsfc_source: str                  # "sample", a hub id, or a local file / folder
+    medmcqa_source: str
+    needs_gpu: bool
+    meaningful: bool                  # False: print that the numbers mean nothing
+    max_train_samples: int | None     # None: the whole split
+    max_eval_samples: int | None
+    max_steps: int
+    batch_size: int
+    eval_steps: int
+    lr: float
+    lora_r: int = 8
+    lora_alpha: int = 32
+    max_length: int = 256
+    few_shot_ks: tuple[int, ...] = (1, 2, 4, 8)
+    sweep_ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
+    seed: int = 42
+    extra: dict = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", model_id=TINY_MODEL_ID, fallback_model_id=None,
+        vsfc_source="sample", medmcqa_source="sample", needs_gpu=False, meaningful=False,
+        max_train_samples=None, max_eval_samples=60, max_steps=30, batch_size=8, eval_steps=15,
+        lr=5e-3, max_length=128, few_shot_ks=(1, 2), sweep_ranks=(1, 4, 16),
+    ),
+    "colab": Profile(
+        name="colab", model_id=LLAMA_ID, fallback_model_id=LLAMA_MIRROR_ID,
+        vsfc_source=VSFC_HUB_ID, medmcqa_source=MEDMCQA_HUB_ID, needs_gpu=True, meaningful=True,
+        max_train_samples=4000, max_eval_samples=500, max_steps=500, batch_size=4, eval_steps=250,
+        lr=2e-4, max_length=256, few_shot_ks=(1, 2, 4, 8), sweep_ranks=(1, 4, 16, 64),
+    ),
+    "full": Profile(
+        # The seed tutorial: 5,000 steps at batch 4 with an eval every 500; all 11,426 training
+        # sentences (the seed's MAX_TRAIN_SAMPLES = 20,000 exceeds the split) and the full test set.
+        name="full", model_id=LLAMA_ID, fallback_model_id=LLAMA_MIRROR_ID,
+        vsfc_source=VSFC_HUB_ID, medmcqa_source=MEDMCQA_HUB_ID, needs_gpu=True, meaningful=True,
+        max_train_samples=None, max_eval_samples=None, max_steps=5000, batch_size=4, eval_steps=500,
+        lr=2e-4, max_length=256,
+    ),
+}
+
+
+def _gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Return the profile to run: `name`, else $COURSE_PROFILE, else colab on a GPU, else smoke.
+
+    `overrides` (from a notebook's parameters cell) replace profile fields; None values are ignored.
+
+    Example:
+        >>> get_profile("smoke", max_steps=5).max_steps
+        5
+    """
+    chosen = name or os.environ.get("COURSE_PROFILE") or ("colab" if _gpu_available() else "smoke")
+    chosen = chosen.strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(
+            f"Unknown course profile {chosen!r}: use one of {sorted(PROFILES)} "
+            "(set PROFILE in the parameters cell or the COURSE_PROFILE environment variable)."
+        )
+    profile = PROFILES[chosen]
+    if profile.needs_gpu and not _gpu_available():
+        raise RuntimeError(
+            f"The {chosen!r} profile needs a CUDA GPU and none is visible. In Colab choose "
+            "Runtime > Change runtime type > T4 GPU; on a laptop use PROFILE = 'smoke' "
+            "(or COURSE_PROFILE=smoke), which runs on the CPU with a tiny model."
+        )
+    known = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"Unknown profile setting(s) {unknown}: valid names are {sorted(known)}.")
+    return dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+
+
+SMOKE_WARNING = (
+    "SMOKE PROFILE: a tiny local model and a small bundled sample. Everything runs, "
+    "but the numbers below are NOT meaningful; run the colab or full profile on a GPU for real results."
+)
+
+
+def banner(profile: Profile) -> str:
+    """Print and return one block naming the profile, device, dtype and package versions."""
+    from utils import runtime
+
+    device = runtime.get_device()
+    lines = [
+        f"profile : {profile.name} (model {profile.model_id}; data {profile.vsfc_source})",
+        f"device  : {runtime.describe_device(device)}; compute dtype {runtime.compute_dtype(device)}",
+        "packages: " + ", ".join(f"{k} {v}" for k, v in runtime.package_versions().items()),
+    ]
+    if not profile.meaningful:
+        lines.append(SMOKE_WARNING)
+    text = "\n".join(lines)
+    print(text)
+    return text

@@ -1,0 +1,221 @@
+"""Load a causal LM and its tokenizer with the same code for Llama-3.2-1B and the tiny smoke model.
+
+The tiny model (smoke profile) is a real ``LlamaForCausalLM`` with the same module names as
+Llama-3.2 (q/k/v/o_proj, gate/up/down_proj), every dimension a multiple of 64 (bitsandbytes'
+CPU kernels need it), and a byte-level BPE tokenizer with the Llama-3 special tokens and chat
+template. It is trained on the course's bundled text and briefly pre-trained so that LoRA
+fine-tuning visibly learns. It is built deterministically in seconds and cached outside git
+(``$COURSE_CACHE``, default ``~/.cache/peft-course``), keyed by a hash of its recipe.
+
+Example:
+    >>> from utils import models
+    >>> model, tokenizer = models.load_model_and_tokenizer(models.TINY_MODEL_ID)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from utils.config import LLAMA_MIRROR_ID, TINY_MODEL_ID
+
+SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
+# Llama-3's template, shortened; {% generation %} marks the assistant tokens for trl's
+# assistant-only loss and return_assistant_tokens_mask.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] | trim + '<|eot_id|>' }}"
+    "{% endgeneration %}{% else %}{{ message['content'] | trim + '<|eot_id|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+# Everything that decides the tiny model's weights. Change it and the cache key changes.
+TINY_RECIPE = {
+    "version": 1,
+    "vocab_size": 1024, "min_frequency": 2,
+    "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2,   # head_dim 32, k/v out 64
+    "max_position_embeddings": 512, "rope_theta": 10000.0,
+    "pretrain_steps": 300, "pretrain_batch": 16, "pretrain_lr": 3e-3, "seed": 0,
+}
+
+
+def cache_root() -> Path:
+    """Where locally built artefacts live: $COURSE_CACHE or ~/.cache/peft-course."""
+    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "peft-course"))
+
+
+def _pretraining_lines() -> list[str]:
+    """The text the tiny model learns from: course prose plus the bundled *training* splits."""
+    from utils import data
+
+    lines = data.sample_path("corpus.txt").read_text(encoding="utf-8").splitlines()
+    lines += list(data.load_vsfc("sample", split="train")["sentence"])
+    for q in data.load_medmcqa("sample", split="train"):
+        lines.append(q["question"] + " " + " ".join(q[k] for k in ("opa", "opb", "opc", "opd")))
+    return [ln.strip() for ln in lines if ln.strip()]
+
+
+def tiny_model_dir() -> Path:
+    """Path of the cached tiny model, built first if this recipe has not been built yet."""
+    import transformers
+
+    lines = _pretraining_lines()
+    key = json.dumps({"recipe": TINY_RECIPE, "text": lines, "transformers": transformers.__version__},
+                     sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    target = cache_root() / f"tiny-llama-{digest}"
+    if (target / "model.safetensors").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:
+        build_tiny_model(tmp, lines)
+        try:
+            tmp.rename(target)            # atomic: a parallel build simply loses the race
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def build_tiny_tokenizer(lines: list[str]):
+    """Train a byte-level BPE tokenizer with the Llama-3 special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    r = TINY_RECIPE
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=r["vocab_size"], min_frequency=r["min_frequency"],
+                                  special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(lines, trainer)
+    bos = "<|begin_of_text|>"
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<|eot_id|>",
+                                   pad_token="<|pad|>", chat_template=CHAT_TEMPLATE, model_max_length=512)
+
+
+def build_tiny_model(folder: Path, lines: list[str]) -> None:
+    """Build, briefly pre-train (next-token prediction on `lines`) and save the tiny Llama."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    r = TINY_RECIPE
+    torch.manual_seed(r["seed"])
+    tokenizer = build_tiny_tokenizer(lines)
+    vocab = -(-len(tokenizer) // 64) * 64          # round up to a multiple of 64
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=r["hidden_size"], intermediate_size=r["intermediate_size"],
+        num_hidden_layers=r["num_hidden_layers"], num_attention_heads=r["num_attention_heads"],
+        num_key_value_heads=r["num_key_value_heads"], max_position_embeddings=r["max_position_embeddings"],
+        rope_theta=r["rope_theta"], tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    ids = [tokenizer(ln)["input_ids"] + [tokenizer.eos_token_id] for ln in lines]
+    opt = torch.optim.AdamW(model.parameters(), lr=r["pretrain_lr"])
+    gen = torch.Generator().manual_seed(r["seed"])
+    model.train()
+    for _ in range(r["pretrain_steps"]):
+        batch = [ids[i] for i in torch.randint(len(ids), (r["pretrain_batch"],), generator=gen)]
+        width = max(map(len, batch))
+        x = torch.full((len(batch), width), tokenizer.pad_token_id)
+        labels = torch.full((len(batch), width), -100)
+        for i, seq in enumerate(batch):
+            x[i, :len(seq)] = torch.tensor(seq)
+            labels[i, :len(seq)] = torch.tensor(seq)
+        loss = model(input_ids=x, attention_mask=(labels != -100).long(), labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "recipe.json").write_text(json.dumps({**TINY_RECIPE, "final_pretrain_loss": round(loss.item(), 4)}))
+
+
+def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None, quantization_config=None,
+                             fallback_model_id: str | None = None, device_map=None, device: str | None = None):
+    """Load (model, tokenizer) for a hub id, a local folder or the tiny model, the same way for all.
+
+    - `dtype` defaults to the hardware's compute dtype (fp32 CPU, fp16 T4, bf16 newer GPUs).
+    - `quantization_config` (a BitsAndBytesConfig) loads the weights in 4 or 8 bit; on CPU the
+      bitsandbytes repack that breaks training is prevented (see utils.quant).
+    - `device` defaults to the GPU when there is one; "cpu" keeps a (tiny) model on the CPU.
+    - A gated model refused for lack of a token falls back to `fallback_model_id` with a message,
+      or raises HubAccessError saying what to do.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from utils import quant, runtime
+
+    path = str(tiny_model_dir()) if model_id == TINY_MODEL_ID else model_id
+    dtype = dtype or runtime.compute_dtype(device or runtime.get_device())
+    device = device or runtime.get_device()
+    kwargs = {"dtype": dtype, "token": runtime.hf_token()}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["device_map"] = device_map or {"": 0 if device == "cuda" else "cpu"}
+    elif device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, token=kwargs["token"])
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all get one message
+        if Path(path).exists() or model_id == TINY_MODEL_ID:
+            raise
+        error = runtime.explain_hub_error(exc, model_id)
+        if fallback_model_id and "gated" in str(error):
+            print(f"{error}\nFalling back to {fallback_model_id}.")
+            return load_model_and_tokenizer(fallback_model_id, dtype=dtype, quantization_config=quantization_config,
+                                            device_map=device_map, device=device)
+        raise error from None
+    if tokenizer.pad_token is None:   # Llama-3 ships none; a reserved token keeps eos meaningful
+        tokenizer.pad_token = "<|finetune_right_pad_id|>" if "<|finetune_right_pad_id|>" in tokenizer.get_vocab() \
+            else tokenizer.eos_token
+    if quantization_config is not None and device == "cpu":
+        quant.disable_bnb_cpu_repack(model)
+    if quantization_config is None and device == "cuda" and device_map is None:
+        model = model.to(device)
+    return model, tokenizer
+
+
+def llama32_1b_config():
+    """The Llama-3.2-1B architecture (from its published config.json), for weight-free counting."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True,
+        max_position_embeddings=131072, rms_norm_eps=1e-5, rope_theta=500000.0,
+        rope_scaling={"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        bos_token_id=128000, eos_token_id=128009)
+
+
+def meta_model(config=None):
+    """Build a model on the meta device: shapes only, no memory, lm_head tied as in the real one.
+
+    Uses ``torch.device("meta")``; accelerate's ``init_empty_weights()`` would untie lm_head and
+    count 1,498,482,688 parameters instead of 1,235,814,400.
+    """
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        return LlamaForCausalLM(config or llama32_1b_config())
+
+
+__all__ = ["TINY_MODEL_ID", "LLAMA_MIRROR_ID", "load_model_and_tokenizer", "tiny_model_dir",
+           "llama32_1b_config", "meta_model", "CHAT_TEMPLATE"]

@@ -1,0 +1,234 @@
+"""Lesson quizzes: show the questions, check answers, explain every option, without revealing the key.
+
+The instructor writes each bank in plain text (``course/quizzes/NN_name.yaml``: question,
+options, key, an explanation per option). ``python -m utils.quiz build`` (run by
+``make release``) writes the student-facing bank ``utils/quizzes/NN_name.json``: the key is a
+salted SHA-256 per question and each option's explanation is encrypted with a key derived from
+that option, so reading the file shows neither the answer nor the "correct!" explanation;
+checking an answer reveals only the explanation of the option chosen.
+
+Example:
+    >>> from utils import quiz
+    >>> quiz.show("01")                                  # the questions, as plain text
+    >>> quiz.check("01", {"q1": "b", "q2": " C) "})      # feedback per question
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import sys
+from pathlib import Path
+
+BANK_DIR = Path(__file__).with_name("quizzes")
+LETTERS = "abcdefgh"
+
+
+class QuizError(ValueError):
+    """A quiz was asked for something that does not exist, or an answer was malformed."""
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+def _digest(salt: str, lesson: str, qid: str, letter: str) -> str:
+    return hashlib.sha256(f"{salt}|{lesson}|{qid}|{letter}".encode()).hexdigest()
+
+
+def _keystream(seed: str, n: int) -> bytes:
+    out, counter = b"", 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{seed}|{counter}".encode()).digest()
+        counter += 1
+    return out[:n]
+
+
+def _seal(text: str, seed: str) -> str:
+    raw = text.encode()
+    return base64.b64encode(bytes(a ^ b for a, b in zip(raw, _keystream(seed, len(raw))))).decode()
+
+
+def _unseal(blob: str, seed: str) -> str:
+    raw = base64.b64decode(blob)
+    return bytes(a ^ b for a, b in zip(raw, _keystream(seed, len(raw)))).decode()
+
+
+def lessons() -> list[str]:
+    """Names of the lessons that have a quiz bank, e.g. ['01_peft_theory', ...]."""
+    return sorted(p.stem for p in BANK_DIR.glob("*.json"))
+
+
+def _resolve(lesson: str) -> str:
+    key = str(lesson).strip()
+    matches = [name for name in lessons() if name == key or name.split("_", 1)[0] == key.zfill(2)]
+    if len(matches) != 1:
+        raise QuizError(f"No quiz for lesson {lesson!r}: available lessons are {lessons()} (or their numbers, e.g. '01').")
+    return matches[0]
+
+
+def load_bank(lesson: str) -> dict:
+    """The student-facing bank of a lesson: {'lesson', 'salt', 'questions': [...]} (no plain key)."""
+    name = _resolve(lesson)
+    return json.loads((BANK_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _question(bank: dict, qid: str) -> dict:
+    for q in bank["questions"]:
+        if q["id"] == qid:
+            return q
+    ids = [q["id"] for q in bank["questions"]]
+    raise QuizError(f"Lesson {bank['lesson']} has no question {qid!r}; its questions are {ids}.")
+
+
+# --- answering -------------------------------------------------------------------------------
+
+def normalise(answer) -> str:
+    """Accept 'b', 'B', 'b)', '(b)', ' B ', 'b.' and return 'b'; anything else raises QuizError."""
+    if not isinstance(answer, str):
+        raise QuizError(f"Answer with a letter in quotes, like 'b'; got {answer!r} ({type(answer).__name__}).")
+    m = re.fullmatch(r"\s*\(?\s*([A-Ha-h])\s*[).:]?\s*", answer)
+    if not m:
+        raise QuizError(f"{answer!r} is not an option letter: answer with one letter such as 'a' or 'B)'.")
+    return m.group(1).lower()
+
+
+def _verdict(bank: dict, qid: str, answer) -> tuple[bool | None, str]:
+    q = _question(bank, qid)
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        return None, f"{qid}: no answer yet."
+    try:
+        letter = normalise(answer)
+    except QuizError as exc:
+        return None, f"{qid}: {exc}"
+    if letter not in q["options"]:
+        return None, f"{qid}: there is no option {letter!r}; choose one of {', '.join(q['options'])}."
+    seed = _digest(bank["salt"], bank["lesson"], qid, letter)
+    ok = seed == q["answer"]
+    note = _unseal(q["feedback"][letter], seed)
+    return ok, f"{qid}: {letter}) {'correct' if ok else 'not quite'}. {note}"
+
+
+def is_correct(lesson: str, qid: str, answer) -> bool:
+    """True when `answer` (any forgiving format) is the keyed option of question `qid`."""
+    ok, _ = _verdict(load_bank(lesson), qid, answer)
+    return bool(ok)
+
+
+def check(lesson: str, answers: dict, verbose: bool = True) -> tuple[int, int]:
+    """Print feedback for every question (with the chosen option's explanation); return (right, total)."""
+    bank = load_bank(lesson)
+    if not isinstance(answers, dict):
+        raise QuizError("Put your answers in a dict such as {'q1': 'b', 'q2': 'a'}.")
+    known = {q["id"] for q in bank["questions"]}
+    lines = [f"{k}: there is no such question in lesson {bank['lesson']} (questions: {sorted(known)})."
+             for k in answers if k not in known]
+    right = 0
+    for q in bank["questions"]:
+        ok, text = _verdict(bank, q["id"], answers.get(q["id"]))
+        right += bool(ok)
+        lines.append(text)
+    lines.append(f"Score: {right} / {len(bank['questions'])}")
+    if verbose:
+        print("\n".join(lines))
+    return right, len(bank["questions"])
+
+
+def check_format(lesson: str, answers, qid: str) -> str:
+    """The visible part of a graded quiz cell: the answer exists and is a valid option letter."""
+    bank = load_bank(lesson)
+    q = _question(bank, qid)
+    if not isinstance(answers, dict) or qid not in answers or answers[qid] in (None, ""):
+        raise AssertionError(f"Put your answer to {qid} in QUIZ_ANSWERS, e.g. QUIZ_ANSWERS['{qid}'] = 'b'.")
+    try:
+        letter = normalise(answers[qid])
+    except QuizError as exc:
+        raise AssertionError(str(exc)) from None
+    if letter not in q["options"]:
+        raise AssertionError(f"{qid} has options {', '.join(q['options'])}; {letter!r} is not one of them.")
+    return letter
+
+
+def render(lesson: str) -> str:
+    """The questions of a lesson as plain text (readable in any frontend)."""
+    bank = load_bank(lesson)
+    out = [f"Quiz, lesson {bank['lesson']}: answer each question with one letter."]
+    for q in bank["questions"]:
+        out.append(f"\n{q['id']}. {q['text']}")
+        out += [f"   {k}) {v}" for k, v in q["options"].items()]
+    return "\n".join(out)
+
+
+def show(lesson: str, interactive: bool | None = None) -> None:
+    """Print the quiz; in Jupyter or Colab with ipywidgets, also offer clickable options per question."""
+    print(render(lesson))
+    if interactive is None:
+        interactive = "ipykernel" in sys.modules
+    if not interactive:
+        return
+    try:
+        import ipywidgets as widgets
+        from IPython.display import display
+    except ImportError:
+        return
+    bank = load_bank(lesson)
+    rows = []
+    for q in bank["questions"]:
+        pick = widgets.RadioButtons(options=[(f"{k}) {v}", k) for k, v in q["options"].items()], value=None,
+                                    description=q["id"], layout=widgets.Layout(width="auto"))
+        out = widgets.Output()
+
+        def on_change(change, qid=q["id"], out=out):
+            out.clear_output()
+            with out:
+                print(_verdict(bank, qid, change["new"])[1])
+
+        pick.observe(on_change, names="value")
+        rows.append(widgets.VBox([widgets.HTML(f"<b>{q['id']}.</b> {q['text']}"), pick, out]))
+    display(widgets.VBox(rows))
+
+
+# --- building the student banks (instructor) ------------------------------------------------------
+
+def build_bank(source: dict, salt: str) -> dict:
+    """Turn an instructor bank (plain key) into the student bank (hashed key, sealed feedback)."""
+    lesson = source["lesson"]
+    questions = []
+    for q in source["questions"]:
+        options = {str(k).lower(): str(v) for k, v in q["options"].items()}
+        key = str(q["answer"]).lower()
+        if key not in options:
+            raise QuizError(f"{lesson} {q['id']}: key {key!r} is not among the options {list(options)}.")
+        missing = sorted(set(options) - {str(k).lower() for k in q["explain"]})
+        if missing:
+            raise QuizError(f"{lesson} {q['id']}: no explanation for option(s) {missing}.")
+        feedback = {k: _seal(str(q["explain"][k]).strip(), _digest(salt, lesson, q["id"], k)) for k in options}
+        questions.append({"id": q["id"], "text": " ".join(str(q["question"]).split()), "options": options,
+                          "answer": _digest(salt, lesson, q["id"], key), "feedback": feedback})
+    return {"lesson": lesson, "salt": salt, "questions": questions}
+
+
+def build_all(source_dir: Path, out_dir: Path = BANK_DIR) -> list[Path]:
+    """Write a student bank for every course/quizzes/*.yaml, keeping an existing bank's salt."""
+    import yaml
+
+    written = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for src in sorted(Path(source_dir).glob("*.yaml")):
+        source = yaml.safe_load(src.read_text(encoding="utf-8"))
+        if source.get("lesson") != src.stem:
+            raise QuizError(f"{src}: 'lesson' must equal the file name {src.stem!r}.")
+        target = out_dir / f"{src.stem}.json"
+        salt = json.loads(target.read_text())["salt"] if target.exists() else secrets.token_hex(16)
+        target.write_text(json.dumps(build_bank(source, salt), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["build"]:
+        sys.exit("usage: python -m utils.quiz build [SOURCE_DIR]   (default course/quizzes)")
+    src_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("course/quizzes")
+    for path in build_all(src_dir):
+        print(f"wrote {path}")
