@@ -35,10 +35,10 @@ def nbgrader_settings(c, root: Path | str = ROOT, cell_timeout: int | None = Non
     c.ClearSolutions.code_stub = {"python": STUB}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
     # Per cell: a student's infinite loop is stopped after this many seconds; the rest still runs.
-    c.ExecutePreprocessor.timeout = cell_timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "120"))
+    c.Execute.timeout = cell_timeout or int(os.environ.get("COURSE_CELL_TIMEOUT", "120"))
     c.Execute.interrupt_on_timeout = True
     c.Execute.execute_retries = 0
-    c.ExecutePreprocessor.kernel_name = "python3"
+    c.Execute.kernel_name = "python3"
 
 
 def api(root: Path | str = ROOT, cell_timeout: int | None = None):

@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from utils import config, runtime
+
+
+def test_env_var_chooses_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    assert config.get_profile().name == "smoke"
+
+
+def test_default_without_gpu_is_smoke(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(config, "_gpu_available", lambda: False)
+    assert config.get_profile().name == "smoke"
+
+
+def test_default_with_gpu_is_colab(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(config, "_gpu_available", lambda: True)
+    assert config.get_profile().name == "colab"
+
+
+def test_explicit_name_beats_env(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "colab")
+    assert config.get_profile("Smoke ").name == "smoke"
+
+
+def test_unknown_profile_says_what_exists():
+    with pytest.raises(ValueError, match=r"Unknown course profile 'tiny'.*\['colab', 'full', 'smoke'\]"):
+        config.get_profile("tiny")
+
+
+def test_gpu_profile_without_gpu_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(config, "_gpu_available", lambda: False)
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU.*Change runtime type.*smoke"):
+        config.get_profile("colab")
+
+
+def test_overrides_replace_fields_and_none_is_ignored():
+    p = config.get_profile("smoke", max_steps=3, lr=None)
+    assert p.max_steps == 3 and p.lr == config.PROFILES["smoke"].lr
+    with pytest.raises(ValueError, match="Unknown profile setting"):
+        config.get_profile("smoke", max_stpes=3)
+
+
+def test_full_profile_follows_the_seed_tutorial():
+    full = config.PROFILES["full"]
+    assert (full.max_steps, full.batch_size, full.eval_steps) == (5000, 4, 500)
+    assert full.max_train_samples is None          # the seed's 20,000 exceeds the 11,426-sentence split
+    assert full.sweep_ranks == (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def test_smoke_banner_warns_numbers_are_not_meaningful(capsys):
+    text = config.banner(config.get_profile("smoke"))
+    assert "NOT meaningful" in text and "torch" in text and "profile : smoke" in text
+    assert "NOT meaningful" in capsys.readouterr().out
+
+
+def test_gpu_profiles_banner_has_no_smoke_warning(monkeypatch):
+    monkeypatch.setattr(config, "_gpu_available", lambda: True)
+    assert "NOT meaningful" not in config.banner(config.get_profile("colab"))
+
+
+def test_cpu_dtype_and_trainer_precision():
+    assert runtime.compute_dtype("cpu") == torch.float32
+    assert runtime.precision_args("cpu") == {"bf16": False, "fp16": False, "use_cpu": True}
+
+
+def test_t4_gets_fp16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert runtime.compute_dtype("cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert runtime.compute_dtype("cuda") == torch.bfloat16
+
+
+def test_measure_reports_time_and_memory(capsys):
+    with runtime.measure("block") as m:
+        sum(range(10_000))
+    assert m.seconds >= 0 and m.peak_bytes > 0
+    assert capsys.readouterr().out.startswith("block:")
+
+
+def test_seeding_repeats():
+    runtime.seed_everything(3)
+    a = torch.rand(3)
+    runtime.seed_everything(3)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_token_comes_from_env_never_code(monkeypatch):
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert runtime.hf_token() is None
+    monkeypatch.setenv("HF_TOKEN", " hf_example \n")
+    assert runtime.hf_token() == "hf_example"
+
+
+def test_hub_errors_become_instructions(monkeypatch):
+    import httpx
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    def response(status):
+        return httpx.Response(status, request=httpx.Request("GET", "https://huggingface.co/api/models/x"))
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    gated = runtime.explain_hub_error(GatedRepoError("Access to model is restricted", response=response(403)),
+                                      "meta-llama/Llama-3.2-1B-Instruct")
+    assert "gated" in str(gated) and "HF_TOKEN" in str(gated) and "unsloth/Llama-3.2-1B-Instruct" in str(gated)
+    missing = runtime.explain_hub_error(RepositoryNotFoundError("Repository Not Found", response=response(404)),
+                                        "nobody/nothing")
+    assert "not found" in str(missing)

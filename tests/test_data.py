@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from utils import data
+
+
+def test_sample_vsfc_has_the_hub_schema_and_label_coding():
+    ds = data.load_vsfc("sample")
+    assert set(ds) == {"train", "validation", "test"}
+    for split in ds.values():
+        assert split.column_names == ["sentence", "sentiment", "topic"]
+        assert set(split["sentiment"]) <= {0, 1, 2} and set(split["topic"]) <= {0, 1, 2, 3}
+    assert data.SENTIMENT_LABELS == ["negative", "neutral", "positive"]
+
+
+def test_sample_vsfc_keeps_the_real_imbalance():
+    train = data.load_vsfc("sample", split="train")
+    share = [train["sentiment"].count(k) / len(train) for k in range(3)]
+    assert 0.02 < share[1] < 0.08, f"neutral should be rare (~4 % in UIT-VSFC), got {share[1]:.1%}"
+    assert share[0] > 0.35 and share[2] > 0.35
+
+
+def test_sample_medmcqa_hides_test_answers_like_the_hub():
+    ds = data.load_medmcqa("sample")
+    assert set(ds["test"]["cop"]) == {-1}
+    for split in ("train", "validation"):
+        assert set(ds[split]["cop"]) <= {0, 1, 2, 3}
+        assert list(ds[split].column_names) == list(data.MEDMCQA_COLUMNS)
+    letters = {data.MCQ_LETTERS[c] for c in ds["validation"]["cop"]}
+    assert len(letters) >= 3, "answers should not all be the same letter"
+
+
+def test_local_file_and_folder_sources(tmp_path):
+    rows = [{"sentence": "cô dạy hay .", "sentiment": 2, "topic": 0}, {"sentence": "phòng nóng .", "sentiment": 0, "topic": 2}]
+    one = tmp_path / "vsfc.jsonl"
+    one.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    assert data.load_vsfc(str(one))["sentence"][0] == "cô dạy hay ."
+    folder = tmp_path / "vsfc"
+    folder.mkdir()
+    for split in ("train", "test"):
+        (folder / f"{split}.csv").write_text("sentence,sentiment,topic\ncô dạy hay .,2,0\n", encoding="utf-8")
+    assert data.load_vsfc(str(folder), split="test")["sentiment"] == [2]
+    with pytest.raises(ValueError, match="no 'validation' split; it has"):
+        data.load_vsfc(str(folder), split="validation")
+
+
+def test_saved_to_disk_folder(tmp_path):
+    data.load_vsfc("sample").save_to_disk(str(tmp_path / "saved"))
+    assert len(data.load_vsfc(str(tmp_path / "saved"), split="validation")) == 60
+
+
+def test_bad_sources_say_what_to_do(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "x", "label": 1}))
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['sentence', 'sentiment', 'topic'\]"):
+        data.load_vsfc(str(bad))
+    with pytest.raises(ValueError, match="Unknown split 'dev'"):
+        data.load_vsfc("sample", split="dev")
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="Unsupported file type"):
+        data.load_vsfc(str(tmp_path / "notes.txt"))
+    with pytest.raises(ValueError, match="single table"):
+        data.load_vsfc(str(bad), split="train")
+
+
+def test_hub_source_offline_is_a_clear_error():
+    from utils.runtime import HubAccessError
+
+    with pytest.raises(HubAccessError, match="not in the local cache"):
+        data.load_vsfc("uitnlp/vietnamese_students_feedback")
+
+
+def test_take_is_reproducible():
+    ds = data.load_vsfc("sample", split="train")
+    assert data.take(ds, 10)["sentence"] == data.take(ds, 10)["sentence"]
+    assert len(data.take(ds, None)) == len(ds) == len(data.take(ds, 10_000))

@@ -1,0 +1,93 @@
+"""One set of pins, notebooks committed clean, the repository URL stamped everywhere."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from utils import course
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pins(requirements):
+    out = {}
+    for req in requirements:
+        m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)\s*", req)
+        if m:
+            out[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return out
+
+
+def test_pyproject_and_environment_yml_pin_the_same_versions():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    py = _pins(meta["dependencies"]) | _pins(meta["optional-dependencies"]["local"]) | _pins(meta["optional-dependencies"]["dev"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_list = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda = _pins(pip_list)
+    assert py == conda, f"only in pyproject: {set(py.items()) - set(conda.items())}; only in environment.yml: {set(conda.items()) - set(py.items())}"
+    assert py["torch"] == "2.13.0"
+    assert "torch" not in _pins(meta["dependencies"]), "Colab must keep its own torch: pin it only in the local extra"
+
+
+def test_installed_versions_are_the_pinned_ones():
+    import importlib.metadata as md
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _pins(meta["dependencies"]) | _pins(meta["optional-dependencies"]["local"])
+    for name, version in pins.items():
+        installed = md.version(name)
+        assert installed.split("+")[0] == version, f"{name}: installed {installed}, pinned {version} (run make setup)"
+
+
+def _notebooks(folder):
+    return sorted((ROOT / folder).glob("*/*.ipynb"))
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in _notebooks("solutions") + _notebooks("exercises"):
+        nb = json.loads(path.read_text())
+        dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+        assert not dirty, f"{path.relative_to(ROOT)}: cells {dirty} carry outputs"
+
+
+def test_every_lesson_is_released_and_follows_the_shape():
+    solutions = [p.parent.name for p in _notebooks("solutions")]
+    assert solutions == [p.parent.name for p in _notebooks("exercises")]
+    for path in _notebooks("solutions"):
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert code[0]["metadata"]["nbgrader"]["grade_id"] == "setup" and code[0]["metadata"]["nbgrader"]["locked"]
+        assert "parameters" in code[1]["metadata"].get("tags", []), "the second code cell is papermill's parameters cell"
+        text = "".join("".join(c["source"]) for c in nb["cells"])
+        for heading in ("**Goal.**", "Exercises", "Quiz", "Summary"):
+            assert heading in text, f"{path.name} lacks its {heading} section"
+        ids = [c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"] if "nbgrader" in c["metadata"]]
+        assert len(ids) == len(set(ids)), "grade_id must be unique within a notebook"
+        assert "/content/" not in text and '.to("cuda")' not in text and "login(token" not in text
+
+
+def test_repository_url_is_stamped_in_every_notebook():
+    url = course.repository_url()
+    slug = url.split("github.com/", 1)[1]
+    for path in _notebooks("solutions") + _notebooks("exercises"):
+        text = path.read_text()
+        assert f'COURSE_REPO = \\"{url}\\"' in text, f"{path.name}: run make release to stamp {url}"
+        badge = f"colab.research.google.com/github/{slug}/blob/main/exercises/{path.parent.name}/{path.name}"
+        assert badge in text, f"{path.name}: its Colab badge does not point at its exercise notebook"
+    assert url in (ROOT / "README.md").read_text()
+
+
+def test_stamp_rewrites_an_old_url(tmp_path):
+    (tmp_path / "solutions" / "01_x").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = "https://github.com/new-org/new-repo"\n')
+    cell = 'COURSE_REPO = "https://github.com/old/old"  # stamped by `make release`\n'
+    badge = "[![Open In Colab](x.svg)](https://colab.research.google.com/github/old/old/blob/main/exercises/01_x/01_x.ipynb)"
+    nb = tmp_path / "solutions" / "01_x" / "01_x.ipynb"
+    nb.write_text(json.dumps({"cells": [{"source": [cell, badge]}]}, indent=1))
+    assert course.stamp(tmp_path) == [nb]
+    text = nb.read_text()
+    assert "new-org/new-repo" in text and "old/old" not in text
+    assert course.stamp(tmp_path) == []                                   # idempotent
