@@ -27,22 +27,65 @@ def _hidden_and_solution_lines(nb_path: Path) -> list[str]:
     return lines
 
 
+SPECIMEN = "01_peft_theory"          # the lesson used for the students' creative submissions
+CELL_TIMEOUT = 30
+
+
+def _cells_by_id(nb):
+    return {c["metadata"]["nbgrader"]["grade_id"]: c for c in nb["cells"] if "nbgrader" in c["metadata"]}
+
+
+def _work(root, blank=(), edits=None, drop=()):
+    """A student's notebook: the solution, with some exercises left as released, some cells edited or deleted."""
+    solved = json.loads((root / "solutions" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text())
+    released = _cells_by_id(json.loads((root / "exercises" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text()))
+    for grade_id, cell in _cells_by_id(solved).items():
+        if grade_id in blank:
+            cell["source"] = released[grade_id]["source"]
+        if edits and grade_id in edits:
+            cell["source"] = edits[grade_id](cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"]))
+    solved["cells"] = [c for c in solved["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") not in drop]
+    return json.dumps(solved)
+
+
+def _submit(root, student, assignment, filename, text):
+    folder = root / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / filename).write_text(text)
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """A temporary course with the solutions released, two students submitted and graded."""
+    """A temporary course: solutions released, then every kind of submission graded in one batch."""
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(ROOT / "solutions", root / "solutions", ignore=shutil.ignore_patterns("outputs", ".ipynb_checkpoints"))
-    api = course.api(root, cell_timeout=60)
+    api = course.api(root, cell_timeout=CELL_TIMEOUT)
     for name in LESSONS:
         result = api.generate_assignment(name, force=True, create=True)
         assert result["success"], result["error"]
     for name in LESSONS:
         nb = f"{name}.ipynb"
-        for student, src in {"alice": root / "solutions" / name / nb, "bob": root / "exercises" / name / nb}.items():
-            (root / "submitted" / student / name).mkdir(parents=True)
-            shutil.copy(src, root / "submitted" / student / name / nb)
-    rows = course.grade(root, cell_timeout=60)
+        _submit(root, "alice", name, nb, (root / "solutions" / name / nb).read_text())    # the model answer
+        _submit(root, "bob", name, nb, (root / "exercises" / name / nb).read_text())      # untouched release
+    nb = f"{SPECIMEN}.ipynb"
+    _submit(root, "carol", SPECIMEN, nb, _work(root, blank={"lora_linear"}))              # one exercise not done
+    _submit(root, "dave", SPECIMEN, nb, _work(root, blank={"lora_scaling"},               # edits a locked test to pass
+                                               edits={"test_lora_scaling": lambda src: "assert True\n"}))
+    _submit(root, "erin", SPECIMEN, nb, _work(root, edits={                                # a cell that never ends
+        "lora_params": lambda src: "import time\ntime.sleep(3600)\n" + src}))
+    _submit(root, "frank", SPECIMEN, nb, _work(root, drop={"test_lora_merge"}))          # deleted a graded cell
+    _submit(root, "grace", SPECIMEN, f"Copy of {nb}", _work(root))                        # renamed the notebook
+    _submit(root, "heidi", SPECIMEN, nb, '{"cells": [ this is not json')                 # a broken file
+    rows = course.grade(root, cell_timeout=CELL_TIMEOUT)
     return root, {(r["student"], r["assignment"]): r for r in rows}
+
+
+def _cell_scores(root, student):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(SPECIMEN, student)
+        return {g.name: g.score for nb in sub.notebooks for g in nb.grades}
 
 
 @pytest.mark.parametrize("name", LESSONS)
@@ -84,9 +127,61 @@ def test_untouched_release_scores_zero_without_crashing(graded, name):
 def test_grades_csv_and_feedback(graded):
     root, rows = graded
     lines = (root / "grades.csv").read_text().splitlines()
-    assert lines[0] == "student,assignment,score,max_score,problems" and len(lines) == 1 + len(rows)
+    assert lines[0] == "student,assignment,score,max_score,failed_cells,problems" and len(lines) == 1 + len(rows)
     course.feedback(root)
     for student in ("alice", "bob"):
         for name in LESSONS:
             html = root / "feedback" / student / name / f"{name}.html"
             assert html.exists() and "Score" in html.read_text()
+
+
+def test_partial_work_gets_exact_per_cell_points(graded):
+    root, rows = graded
+    scores = _cell_scores(root, "carol")
+    for cell in ("test_lora_init", "test_lora_matches_peft", "test_lora_merge", "test_lora_trains"):
+        assert scores[cell] == 0, cell                                  # these need LoRALinear
+    assert scores["test_lora_params"] == 1 and scores["test_llama_lora_params"] == 2 and scores["test_lora_scaling"] == 1
+    assert all(scores[f"test_quiz_q{i}"] == 1 for i in range(1, 10))
+    full = rows[("alice", SPECIMEN)]["max_score"]
+    assert rows[("carol", SPECIMEN)]["score"] == full - 6
+    assert "test_lora_init (0/1)" in rows[("carol", SPECIMEN)]["failed_cells"]
+
+
+def test_an_edited_locked_test_is_restored(graded):
+    root, rows = graded
+    assert _cell_scores(root, "dave")["test_lora_scaling"] == 0
+    assert rows[("dave", SPECIMEN)]["score"] == rows[("alice", SPECIMEN)]["max_score"] - 1
+    graded_nb = json.loads((root / "autograded" / "dave" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text())
+    source = "".join(_cells_by_id(graded_nb)["test_lora_scaling"]["source"])
+    assert not source.startswith("assert True") and "check_implemented(lora_scaling, 32, 8)" in source
+    assert "lora_scaling(16, 64, rslora=True)" in source               # the hidden tests were put back and ran
+
+
+def test_a_cell_that_never_ends_is_stopped_and_the_rest_graded(graded):
+    root, rows = graded
+    scores = _cell_scores(root, "erin")
+    assert scores["test_lora_params"] == 0 and scores["test_llama_lora_params"] == 0   # lora_params never got defined
+    assert scores["test_lora_init"] == 1 and scores["test_quiz_q9"] == 1
+    assert rows[("erin", SPECIMEN)]["score"] == rows[("alice", SPECIMEN)]["max_score"] - 3
+
+
+def test_a_deleted_graded_cell_is_reported_restored_and_graded(graded):
+    root, rows = graded
+    row = rows[("frank", SPECIMEN)]
+    assert any("test_lora_merge" in p and "deleted" in p for p in row["problems"])
+    assert _cell_scores(root, "frank")["test_lora_merge"] == 1
+    assert row["score"] == rows[("alice", SPECIMEN)]["max_score"]
+
+
+def test_a_renamed_notebook_is_graded_under_its_name(graded):
+    _, rows = graded
+    row = rows[("grace", SPECIMEN)]
+    assert row["score"] == row["max_score"] > 0
+    assert any("renamed" in p and "Copy of" in p for p in row["problems"])
+
+
+def test_a_broken_file_is_reported_and_the_batch_goes_on(graded):
+    _, rows = graded
+    row = rows[("heidi", SPECIMEN)]
+    assert row["score"] == 0 and any("not a valid notebook" in p for p in row["problems"])
+    assert len({s for s, _ in rows}) == 8                              # everyone after her was graded too

@@ -77,7 +77,8 @@ def test_repository_url_is_stamped_in_every_notebook():
         assert f'COURSE_REPO = \\"{url}\\"' in text, f"{path.name}: run make release to stamp {url}"
         badge = f"colab.research.google.com/github/{slug}/blob/main/exercises/{path.parent.name}/{path.name}"
         assert badge in text, f"{path.name}: its Colab badge does not point at its exercise notebook"
-    assert url in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert f"git clone {url}" in readme and f"colab.research.google.com/github/{slug}/blob/main/exercises/" in readme
 
 
 def test_stamp_rewrites_an_old_url(tmp_path):

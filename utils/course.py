@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -39,6 +40,8 @@ def nbgrader_settings(c, root: Path | str = ROOT, cell_timeout: int | None = Non
     c.Execute.interrupt_on_timeout = True
     c.Execute.execute_retries = 0
     c.Execute.kernel_name = "python3"
+    # A student who deleted a graded cell: nbgrader puts the instructor's cell back and grades it.
+    c.OverwriteCells.add_missing_cells = True
 
 
 def api(root: Path | str = ROOT, cell_timeout: int | None = None):
@@ -68,16 +71,18 @@ def repository_url(root: Path | str = ROOT) -> str:
 
 
 def stamp(root: Path | str = ROOT) -> list[Path]:
-    """Write the repository URL into every lesson's setup cell and Colab badge; return changed files."""
+    """Write the repository URL into the setup cells, Colab badges and README; return changed files."""
     url = repository_url(root)
     slug = url.split("github.com/", 1)[-1]
     changed = []
-    for name in assignments(root):
-        path = Path(root, "solutions", name, f"{name}.ipynb")
+    paths = [Path(root, "solutions", name, f"{name}.ipynb") for name in assignments(root)]
+    paths += [p for p in [Path(root, "README.md")] if p.exists()]
+    for path in paths:
         text = path.read_text(encoding="utf-8")
         new = re.sub(r'COURSE_REPO = \\"[^"\\]*\\"', f'COURSE_REPO = \\\\"{url}\\\\"', text)
         new = re.sub(r"colab\.research\.google\.com/github/[^)\"\s]+?/blob/main/exercises/",
                      f"colab.research.google.com/github/{slug}/blob/main/exercises/", new)
+        new = re.sub(r"git clone https://github\.com/\S+", f"git clone {url}", new)
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(path)
@@ -110,19 +115,54 @@ def _submissions(root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _check_submission(root: Path, student: str, assignment: str) -> list[str]:
-    """Problems nbgrader would not explain well: missing or renamed notebooks, broken JSON."""
+def _graded_ids(nb: dict) -> set[str]:
+    return {c["metadata"]["nbgrader"]["grade_id"] for c in nb.get("cells", [])
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
+def _prepare_submission(root: Path, student: str, assignment: str) -> tuple[list[str], bool]:
+    """Check one submission before nbgrader sees it; return (problems to report, gradable?).
+
+    - a notebook saved under another name ("Copy of ...", "... (1)") is graded under the right
+      name when it is the only candidate (a copy is put beside it; the original is kept);
+    - a file that is not valid notebook JSON is reported and scores 0;
+    - graded cells the student deleted are reported (nbgrader restores and grades them).
+    """
     folder = Path(root, "submitted", student, assignment)
-    expected = {p.name for p in Path(root, "solutions", assignment).glob("*.ipynb")}
-    present = {p.name for p in folder.glob("*.ipynb")}
-    problems = [f"missing notebook {n} (renamed or not submitted): it scores 0" for n in sorted(expected - present)]
-    problems += [f"extra notebook {n} is not part of the assignment and is not graded" for n in sorted(present - expected)]
-    for name in sorted(expected & present):
+    problems = []
+    for source in sorted(Path(root, "solutions", assignment).glob("*.ipynb")):
+        target = folder / source.name
+        if not target.exists():
+            others = sorted(p for p in folder.glob("*.ipynb") if not Path(root, "solutions", assignment, p.name).exists())
+            if len(others) == 1:
+                shutil.copy(others[0], target)
+                problems.append(f"{others[0].name!r} graded as {source.name!r} (the notebook was renamed)")
+            else:
+                found = ", ".join(repr(p.name) for p in others) or "no notebook"
+                problems.append(f"missing notebook {source.name!r} (found {found}): it scores 0")
+                continue
         try:
-            json.loads(Path(folder, name).read_text(encoding="utf-8"))
+            submitted = json.loads(target.read_text(encoding="utf-8"))
+            if not isinstance(submitted, dict) or "cells" not in submitted:
+                raise ValueError("no cells")
         except (ValueError, UnicodeDecodeError) as exc:
-            problems.append(f"{name} is not a valid notebook ({exc.__class__.__name__}): it scores 0")
-    return problems
+            problems.append(f"{target.name} is not a valid notebook ({exc.__class__.__name__}): it scores 0")
+            return problems, False
+        deleted = sorted(_graded_ids(json.loads(source.read_text())) - _graded_ids(submitted))
+        if deleted:
+            problems.append(f"graded cell(s) {deleted} were deleted from {target.name}; restored from the source and graded")
+    return problems, True
+
+
+def _failed_cells(gb, assignment: str, student: str) -> list[str]:
+    """Autograded cells that did not earn full points, as 'grade_id (score/max)'."""
+    out = []
+    sub = gb.find_submission(assignment, student)
+    for nb in sub.notebooks:
+        for g in nb.grades:
+            if g.auto_score is not None and g.max_score and g.score < g.max_score:
+                out.append(f"{g.name} ({g.score:g}/{g.max_score:g})")
+    return out
 
 
 def grade(root: Path | str = ROOT, cell_timeout: int | None = None) -> list[dict]:
@@ -141,32 +181,34 @@ def grade(root: Path | str = ROOT, cell_timeout: int | None = None) -> list[dict
             raise SystemExit(f"could not register {name} in the gradebook:\n{result['error']}")
     rows = []
     for student, assignment in _submissions(root):
-        problems = _check_submission(root, student, assignment)
+        row = {"student": student, "assignment": assignment, "score": 0.0, "max_score": 0.0, "problems": [],
+               "failed_cells": []}
+        rows.append(row)
         if assignment not in assignments(root):
-            problems = [f"unknown assignment {assignment!r}; known: {assignments(root)}"]
-            rows.append({"student": student, "assignment": assignment, "score": 0.0, "max_score": 0.0,
-                         "problems": problems})
+            row["problems"] = [f"unknown assignment {assignment!r}; known: {assignments(root)}"]
             continue
-        result = nb_api.autograde(assignment, student, force=True, create=True)
-        if not result["success"]:
-            problems.append("autograde failed: " + (result["error"] or "").strip().splitlines()[-1:][0]
-                            if result["error"] else "autograde failed")
-        score, max_score = 0.0, 0.0
+        row["problems"], gradable = _prepare_submission(root, student, assignment)
+        if gradable:
+            result = nb_api.autograde(assignment, student, force=True, create=True)
+            if not result["success"]:
+                last = (result["error"] or "").strip().splitlines()[-1:] or ["see nbgrader's log"]
+                row["problems"].append(f"autograde failed: {last[0]}")
         with Gradebook(nb_api.coursedir.db_url) as gb:
+            row["max_score"] = gb.find_assignment(assignment).max_score
             try:
-                sub = gb.find_submission(assignment, student)
-                score, max_score = sub.score, sub.max_score
+                row["score"] = gb.find_submission(assignment, student).score
+                row["failed_cells"] = _failed_cells(gb, assignment, student)
             except MissingEntry:
-                max_score = gb.find_assignment(assignment).max_score
-        rows.append({"student": student, "assignment": assignment, "score": score, "max_score": max_score,
-                     "problems": problems})
+                pass
     with open(root / "grades.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "assignment", "score", "max_score", "problems"])
+        writer.writerow(["student", "assignment", "score", "max_score", "failed_cells", "problems"])
         for r in rows:
-            writer.writerow([r["student"], r["assignment"], r["score"], r["max_score"], " | ".join(r["problems"])])
+            writer.writerow([r["student"], r["assignment"], r["score"], r["max_score"], " ".join(r["failed_cells"]),
+                             " | ".join(r["problems"])])
     for r in rows:
         print(f"{r['student']:<16} {r['assignment']:<24} {r['score']:>5.1f} / {r['max_score']:<5.1f}"
+              + (f"  lost points: {' '.join(r['failed_cells'])}" if r["failed_cells"] else "")
               + "".join(f"\n    ! {p}" for p in r["problems"]))
     print(f"wrote {root / 'grades.csv'} ({len(rows)} submissions)")
     return rows
