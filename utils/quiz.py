@@ -216,7 +216,13 @@ def build_all(source_dir: Path, out_dir: Path = BANK_DIR) -> list[Path]:
     written = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for src in sorted(Path(source_dir).glob("*.yaml")):
-        source = yaml.safe_load(src.read_text(encoding="utf-8"))
+        try:
+            source = yaml.safe_load(src.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise QuizError(f"{src}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
+                            "quote text that contains ': '.") from None
         if source.get("lesson") != src.stem:
             raise QuizError(f"{src}: 'lesson' must equal the file name {src.stem!r}.")
         target = out_dir / f"{src.stem}.json"
