@@ -22,13 +22,14 @@ def _targets():
 
 
 def accepted_keywords(cls) -> set[str] | None:
-    """Keyword names a class accepts; None when it takes **kwargs (anything goes)."""
-    if dataclasses.is_dataclass(cls):
-        return {f.name for f in dataclasses.fields(cls) if f.init}
+    """The keyword names a class declares in its __init__; None when it declares none (only **kwargs).
+
+    Declared names, not what happens to run: BitsAndBytesConfig also takes **kwargs and silently
+    swallows a typo such as load_in_4bitt=True, which this check reports.
+    """
     params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return None
-    return set(params) - {"self"}
+    named = {n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return named or None
 
 
 def keyword_uses(source: str, names) -> list[tuple[str, str, int]]:
@@ -70,6 +71,7 @@ def test_every_keyword_used_is_accepted_by_the_pinned_versions():
     "SFTConfig(output_dir='o', evaluation_strategy='steps')",
     "SFTTrainer(model=m, tokenizer=t)",
     "TrainingArguments(output_dir='o', overwrite_output_dir=True)",
+    "BitsAndBytesConfig(load_in_4bitt=True)",                        # swallowed by **kwargs at run time
 ])
 def test_the_checker_catches_known_removed_keywords(snippet):
     targets = _targets()

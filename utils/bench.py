@@ -69,11 +69,38 @@ def bench_meta_counts() -> dict:
     return {"meta_llama_peft_s": round(t, 3)}
 
 
+def bench_nf4() -> dict:
+    """utils.quant NF4 quantise + dequantise of a 4096 x 4096 fp32 matrix vs bitsandbytes' CPU kernels (lesson 03).
+
+    Target: within 3x of bitsandbytes with vectorised torch (no Python loop over elements or blocks).
+    """
+    import torch
+    import bitsandbytes.functional as F
+
+    from utils import quant
+
+    torch.manual_seed(0)
+    w = torch.randn(4096, 4096)
+
+    def ours():
+        packed, absmax = quant.nf4_quantize(w, blocksize=64)
+        return quant.nf4_dequantize(packed, absmax, w.shape)
+
+    def theirs():
+        packed, state = F.quantize_4bit(w, quant_type="nf4", blocksize=64)
+        return F.dequantize_4bit(packed, state)
+
+    identical = torch.equal(ours(), theirs())
+    t_ours, t_bnb = _time(ours), _time(theirs)
+    return {"nf4_4096x4096_utils_s": round(t_ours, 3), "nf4_4096x4096_bnb_s": round(t_bnb, 3),
+            "nf4_ratio_utils_over_bnb": round(t_ours / t_bnb, 2), "nf4_outputs_identical": identical}
+
+
 def main() -> None:
     from utils import runtime
 
     results = {"versions": runtime.package_versions(), "device": runtime.describe_device(runtime.get_device())}
-    for fn in (bench_tiny_model, bench_meta_counts):
+    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts):
         results.update(fn())
     out = Path("bench-results")
     out.mkdir(exist_ok=True)

@@ -59,3 +59,11 @@ def check_own_function(fn, name: str):
     if module != "__main__":
         raise AssertionError(f"`{name}` comes from {module!r}; write your own in the exercise cell (importing the "
                              "course's reference does not earn the points).")
+
+
+def check_defined(namespace: dict, *names: str, hint: str = ""):
+    """Fail with a sentence when a cell that defines `names` has not run (or failed)."""
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise AssertionError(f"{' and '.join(missing)} {verb} not defined yet: {hint or 'run the cells above this test first'}.")
