@@ -20,8 +20,9 @@ $(READY): pyproject.toml
 	@touch $@
 	@echo "Ready: $$($(BIN)/python -c 'import torch, transformers, peft; print("torch", torch.__version__, "| transformers", transformers.__version__, "| peft", peft.__version__)')"
 
+# Containers often run as root, which JupyterLab refuses without --allow-root.
 lab: setup
-	$(BIN)/jupyter lab exercises
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) exercises
 
 # Unit tests, every solution notebook executed with nbmake, the nbgrader round trip, quiz keys, API drift.
 test: setup
