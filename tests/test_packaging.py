@@ -92,3 +92,12 @@ def test_stamp_rewrites_an_old_url(tmp_path):
     text = nb.read_text()
     assert "new-org/new-repo" in text and "old/old" not in text
     assert course.stamp(tmp_path) == []                                   # idempotent
+
+
+def test_papermill_sees_literal_parameters():
+    """The parameters cell has literal defaults, so `papermill -p PROFILE full` works without parse warnings."""
+    import papermill
+
+    for path in _notebooks("solutions"):
+        params = papermill.inspect_notebook(str(path))
+        assert params.get("PROFILE", {}).get("default") == "None", f"{path.name}: parameters {params}"

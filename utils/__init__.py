@@ -9,6 +9,8 @@ Modules, each small and taught by a lesson:
 - ``quant``: quantisation helpers and the bitsandbytes CPU guard (lessons 02, 03, 07).
 - ``checks``: friendly checks that graded tests use to explain a wrong answer.
 - ``quiz``: lesson quizzes with hashed answer keys.
+- ``course``: instructor commands (release, grade, feedback) on nbgrader's Python API.
+- ``bench``: ``make bench`` timings (never in tests).
 """
 
 __version__ = "0.1.0"

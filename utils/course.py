@@ -132,8 +132,10 @@ def _prepare_submission(root: Path, student: str, assignment: str) -> tuple[list
     problems = []
     for source in sorted(Path(root, "solutions", assignment).glob("*.ipynb")):
         target = folder / source.name
-        if not target.exists():
-            others = sorted(p for p in folder.glob("*.ipynb") if not Path(root, "solutions", assignment, p.name).exists())
+        others = sorted(p for p in folder.glob("*.ipynb") if not Path(root, "solutions", assignment, p.name).exists())
+        if target.exists() and len(others) == 1 and others[0].read_bytes() == target.read_bytes():
+            problems.append(f"{others[0].name!r} graded as {source.name!r} (renamed; the copy was made by an earlier run)")
+        elif not target.exists():
             if len(others) == 1:
                 shutil.copy(others[0], target)
                 problems.append(f"{others[0].name!r} graded as {source.name!r} (the notebook was renamed)")
