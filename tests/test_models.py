@@ -81,3 +81,31 @@ def test_init_empty_weights_would_untie_lm_head():
     with init_empty_weights():
         untied = LlamaForCausalLM(models.llama32_1b_config())
     assert lora.count_parameters(untied)[1] == 1_498_482_688
+
+
+def test_gated_refusal_falls_back_to_the_mirror_with_a_message(monkeypatch, capsys):
+    import httpx
+    from huggingface_hub.errors import GatedRepoError
+    from transformers import AutoTokenizer
+
+    real = AutoTokenizer.from_pretrained
+    mirror = str(models.tiny_model_dir())            # stands in for the ungated mirror (no network here)
+
+    def refuse_gated(name, *args, **kwargs):
+        if name == "meta-llama/Llama-3.2-1B-Instruct":
+            request = httpx.Request("GET", "https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct")
+            raise GatedRepoError("Access to model meta-llama/Llama-3.2-1B-Instruct is restricted",
+                                 response=httpx.Response(403, request=request))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", refuse_gated)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    model, tok = models.load_model_and_tokenizer("meta-llama/Llama-3.2-1B-Instruct", fallback_model_id=mirror,
+                                                 dtype=torch.float32, device="cpu")
+    out = capsys.readouterr().out
+    assert "gated model" in out and "HF_TOKEN" in out and f"Falling back to {mirror}" in out
+    assert type(model).__name__ == "LlamaForCausalLM"
+    from utils.runtime import HubAccessError
+
+    with pytest.raises(HubAccessError, match="gated model"):
+        models.load_model_and_tokenizer("meta-llama/Llama-3.2-1B-Instruct", dtype=torch.float32, device="cpu")
