@@ -174,10 +174,17 @@ def grade(root: Path | str = ROOT, cell_timeout: int | None = None) -> list[dict
     """
     from nbgrader.api import Gradebook, MissingEntry
 
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader 0.9.6 autoflush noise, harmless
     root = Path(root)
     os.environ.update(GRADING_ENV)
     nb_api = api(root, cell_timeout)
-    for name in assignments(root):         # the gradebook must know every assignment and its cells
+    with Gradebook(nb_api.coursedir.db_url) as gb:
+        known = {a.name for a in gb.assignments if a.notebooks}
+    for name in sorted(set(assignments(root)) - known):   # a fresh gradebook: register the cells (= a release)
         result = nb_api.generate_assignment(name, force=True, create=True)
         if not result["success"]:
             raise SystemExit(f"could not register {name} in the gradebook:\n{result['error']}")

@@ -143,17 +143,22 @@ def unpack_4bit(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack([packed >> 4, packed & 0x0F], dim=1).reshape(-1)
 
 
+def _blocks(x: torch.Tensor, blocksize: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(blocks (n_blocks, blocksize) float32, absmax (n_blocks,), absmax with zeros replaced by 1)."""
+    x = _check_float(x)
+    n_blocks = _check_blocks(x, blocksize)
+    blocks = x.reshape(n_blocks, blocksize).float()
+    absmax = blocks.abs().amax(dim=1)
+    return blocks, absmax, torch.where(absmax > 0, absmax, torch.ones_like(absmax))
+
+
 def nf4_quantize(x: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Blockwise NF4: absmax per block, nearest NF4 level of x / absmax, packed two per byte.
 
     Returns (packed uint8 of shape (numel/2,), absmax float32 of shape (numel/blocksize,)),
     bit-identical to bitsandbytes.functional.quantize_4bit(x, quant_type="nf4", blocksize=...).
     """
-    x = _check_float(x)
-    n_blocks = _check_blocks(x, blocksize)
-    blocks = x.reshape(n_blocks, blocksize).float()                # (n_blocks, blocksize)
-    absmax = blocks.abs().amax(dim=1)                              # (n_blocks,)
-    safe = torch.where(absmax > 0, absmax, torch.ones_like(absmax))
+    blocks, absmax, safe = _blocks(x, blocksize)                   # (n_blocks, blocksize), (n_blocks,) x 2
     scaled = blocks * (1.0 / safe)[:, None]                        # float32 x * (1/absmax), as bitsandbytes does
     idx = nearest_level(scaled, nf4_code())                        # (n_blocks, blocksize) uint8 in 0..15
     return pack_4bit(idx), absmax
@@ -177,13 +182,9 @@ def uniform_int4_levels() -> torch.Tensor:
 
 def blockwise_quantize_levels(x: torch.Tensor, levels: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
     """Quantise-dequantise x blockwise to any sorted level table in [-1, 1] (NF4, int4, FP4...)."""
-    x = _check_float(x)
-    n_blocks = _check_blocks(x, blocksize)
-    blocks = x.reshape(n_blocks, blocksize).float()
-    absmax = blocks.abs().amax(dim=1, keepdim=True)
-    safe = torch.where(absmax > 0, absmax, torch.ones_like(absmax))
+    blocks, _, safe = _blocks(x, blocksize)
     levels = torch.sort(levels.float()).values
-    return (levels[nearest_level(blocks / safe, levels).long()] * safe).reshape(x.shape)
+    return (levels[nearest_level(blocks / safe[:, None], levels).long()] * safe[:, None]).reshape(x.shape)
 
 
 def bits_per_param(blocksize: int = 64, double_quant: bool = False, code_bits: int = 4,
