@@ -107,7 +107,7 @@ def test_hub_errors_become_instructions(monkeypatch):
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     gated = runtime.explain_hub_error(GatedRepoError("Access to model is restricted", response=response(403)),
                                       "meta-llama/Llama-3.2-1B-Instruct")
-    assert "gated" in str(gated) and "HF_TOKEN" in str(gated) and "unsloth/Llama-3.2-1B-Instruct" in str(gated)
+    assert gated.kind == "gated" and "gated" in str(gated) and "HF_TOKEN" in str(gated) and "unsloth/Llama-3.2-1B-Instruct" in str(gated)
     missing = runtime.explain_hub_error(RepositoryNotFoundError("Repository Not Found", response=response(404)),
                                         "nobody/nothing")
-    assert "not found" in str(missing)
+    assert missing.kind == "missing" and "not found" in str(missing)

@@ -204,3 +204,12 @@ def test_guard_undoes_a_repack_that_already_happened():
     for mod, w in zip(linears, before):
         assert not getattr(mod.weight.quant_state, "packing_format_for_cpu", False)
         assert torch.equal(mod.weight.data, w)                 # original packing restored
+
+
+def test_quantized_linear_params_of_llama32_1b():
+    from utils import models
+
+    meta = models.meta_model()
+    n = quant.quantized_linear_params(meta)
+    assert n == 16 * (2048 * 2048 * 2 + 2048 * 512 * 2 + 3 * 2048 * 8192) == 973_078_528
+    assert sum(p.numel() for p in meta.parameters()) - n == 128256 * 2048 + (2 * 16 + 1) * 2048   # embedding + norms

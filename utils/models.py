@@ -162,8 +162,8 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
     from utils import quant, runtime
 
     path = str(tiny_model_dir()) if model_id == TINY_MODEL_ID else model_id
-    dtype = dtype or runtime.compute_dtype(device or runtime.get_device())
     device = device or runtime.get_device()
+    dtype = dtype or runtime.compute_dtype(device)
     kwargs = {"dtype": dtype, "token": runtime.hf_token()}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
@@ -177,7 +177,7 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
         if Path(path).exists() or model_id == TINY_MODEL_ID:
             raise
         error = runtime.explain_hub_error(exc, model_id)
-        if fallback_model_id and "gated" in str(error):
+        if fallback_model_id and error.kind == "gated":
             print(f"{error}\nFalling back to {fallback_model_id}.")
             return load_model_and_tokenizer(fallback_model_id, dtype=dtype, quantization_config=quantization_config,
                                             device_map=device_map, device=device)

@@ -202,6 +202,16 @@ def bits_per_param(blocksize: int = 64, double_quant: bool = False, code_bits: i
     return code_bits + 32 / blocksize
 
 
+def quantized_linear_params(model) -> int:
+    """Weights in the decoder blocks' linear layers: what bitsandbytes stores in 4 or 8 bit.
+
+    The embedding (tied with lm_head on Llama-3.2) and the norms stay in 16 or 32 bit.
+    """
+    import torch.nn as nn
+
+    return sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, nn.Linear))
+
+
 # --- bitsandbytes on CPU ------------------------------------------------------------------------
 
 def disable_bnb_cpu_repack(model) -> int:

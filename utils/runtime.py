@@ -139,11 +139,20 @@ def hf_token() -> str | None:
 
 
 class HubAccessError(RuntimeError):
-    """A model or dataset could not be fetched from the Hub; the message says what to do."""
+    """A model or dataset could not be fetched from the Hub; the message says what to do.
+
+    `kind` is "gated", "offline", "missing" or "other", so callers decide without parsing text.
+    """
+
+    def __init__(self, message: str, kind: str = "other"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def explain_hub_error(exc: BaseException, repo_id: str) -> HubAccessError:
     """Turn a hub failure into one sentence that tells a student what to do."""
+    from utils.config import LLAMA_MIRROR_ID
+
     name = type(exc).__name__
     text = str(exc)
     if name == "GatedRepoError" or "gated" in text.lower() or "403" in text:
@@ -151,19 +160,16 @@ def explain_hub_error(exc: BaseException, repo_id: str) -> HubAccessError:
                if hf_token() is None else "your HF_TOKEN does not grant access yet")
         return HubAccessError(
             f"{repo_id} is a gated model: accept its licence on its Hugging Face page and {how}; "
-            f"or use the ungated mirror {LLAMA_MIRROR_HINT}."
-        )
+            f"or use the ungated mirror {LLAMA_MIRROR_ID} (same weights, no licence gate).", kind="gated")
     if "offline" in text.lower() or name in {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
         return HubAccessError(
             f"{repo_id} is not in the local cache and the Hub is unreachable (offline mode). "
-            "Connect to the internet, or use the smoke profile (PROFILE = 'smoke'), which needs no download."
-        )
+            "Connect to the internet, or use the smoke profile (PROFILE = 'smoke'), which needs no download.",
+            kind="offline")
     if name == "RepositoryNotFoundError" or "404" in text:
-        return HubAccessError(f"{repo_id} was not found on the Hub: check the spelling of the id.")
+        return HubAccessError(f"{repo_id} was not found on the Hub: check the spelling of the id.", kind="missing")
     return HubAccessError(f"Could not load {repo_id} from the Hub ({name}: {text.splitlines()[0] if text else ''}).")
 
-
-LLAMA_MIRROR_HINT = "unsloth/Llama-3.2-1B-Instruct (same weights, no licence gate)"
 
 
 def save_figure(fig, name: str, folder: str = "outputs") -> str:
