@@ -16,6 +16,13 @@ if _bin not in os.environ.get("PATH", "").split(os.pathsep):
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config):
+    """Say which hardware paths this run takes (CPU flags, bitsandbytes behaviours, threads)."""
+    from utils import hardware
+
+    return "hardware: " + ", ".join(f"{k}={v}" for k, v in hardware.describe().items())
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -67,11 +67,28 @@ def test_cpu_dtype_and_trainer_precision():
     assert runtime.precision_args("cpu") == {"bf16": False, "fp16": False, "use_cpu": True}
 
 
-def test_t4_gets_fp16(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert runtime.compute_dtype("cuda") == torch.float16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert runtime.compute_dtype("cuda") == torch.bfloat16
+# (name, compute capability): what `torch.cuda.is_bf16_supported()` says on each (True on a T4
+# through emulation) and what the course must pick.
+SIMULATED_GPUS = [("Tesla T4", (7, 5), torch.float16), ("Tesla V100", (7, 0), torch.float16),
+                  ("A100", (8, 0), torch.bfloat16), ("H100", (9, 0), torch.bfloat16)]
+
+
+@pytest.mark.parametrize("name,capability,expected", SIMULATED_GPUS)
+def test_dtype_follows_native_bf16_not_emulation(monkeypatch, name, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or capability >= (8, 0))
+    assert runtime.compute_dtype("cuda") == expected, name
+    args = runtime.precision_args("cuda")
+    assert args == {"bf16": expected == torch.bfloat16, "fp16": expected == torch.float16, "use_cpu": False}, name
+    assert not (args["bf16"] and capability < (8, 0)), f"{name}: bf16 enabled without native support"
+    assert runtime.compute_dtype() == expected                 # the default device is the GPU here
+
+
+def test_cpu_never_gets_half_precision(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.compute_dtype() == torch.float32
+    assert runtime.precision_args() == {"bf16": False, "fp16": False, "use_cpu": True}
 
 
 def test_measure_reports_time_and_memory(capsys):

@@ -3,6 +3,7 @@
 Modules, each small and taught by a lesson:
 - ``config``: profiles (smoke / colab / full) and the banner every notebook prints.
 - ``runtime``: device, dtype, seeding, timing and memory, the Hugging Face token.
+- ``hardware``: what this machine does (native bf16, bitsandbytes CPU paths), detected, never assumed.
 - ``models``: one loader for Llama-3.2-1B and the tiny local model; the meta-device architecture.
 - ``data``: UIT-VSFC and MedMCQA from the Hub, local files or the bundled samples.
 - ``lora``: a teaching LoRA layer and parameter/memory arithmetic (lesson 01).

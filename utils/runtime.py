@@ -33,17 +33,24 @@ def describe_device(device: str) -> str:
 
 
 def compute_dtype(device: str | None = None) -> torch.dtype:
-    """bf16 where the GPU supports it, fp16 on older GPUs (T4), fp32 on the CPU."""
+    """bf16 where the GPU runs it natively (compute capability >= 8.0), fp16 on older GPUs (T4), fp32 on the CPU.
+
+    Not ``torch.cuda.is_bf16_supported()``: it says True on a T4, where bf16 is only emulated
+    (see utils.hardware.native_bf16).
+    """
+    from utils import hardware
+
     device = device or get_device()
     if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if hardware.native_bf16("cuda") else torch.float16
     return torch.float32
 
 
 def precision_args(device: str | None = None) -> dict:
     """Keyword arguments for SFTConfig / TrainingArguments that match the hardware.
 
-    SFTConfig defaults to bf16=True, which fails on a CPU and on a T4; this picks explicitly.
+    SFTConfig defaults to bf16=True, which fails on a CPU and crawls through emulation on a T4;
+    this picks explicitly: bf16 only where it is native, fp16 on other GPUs, neither on the CPU.
     """
     dtype = compute_dtype(device)
     return {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16,
