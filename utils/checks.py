@@ -7,6 +7,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import types
+
 
 def check_implemented(fn, *args, **kwargs):
     """Call a student function; a NotImplementedError becomes a message naming the exercise."""
@@ -59,6 +62,72 @@ def check_own_function(fn, name: str):
     if module != "__main__":
         raise AssertionError(f"`{name}` comes from {module!r}; write your own in the exercise cell (importing the "
                              "course's reference does not earn the points).")
+
+
+def _functions_of(obj) -> list[types.FunctionType]:
+    """The plain functions behind a function, or behind every method of a class (its own, not inherited)."""
+    if isinstance(obj, types.FunctionType):
+        return [obj]
+    if isinstance(obj, type):
+        out = []
+        for value in vars(obj).values():
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, property):
+                out += [f for f in (value.fget, value.fset) if isinstance(f, types.FunctionType)]
+            elif isinstance(value, types.FunctionType):
+                out.append(value)
+        return out
+    return []
+
+
+def _raising_code(target: types.FunctionType, message: str) -> types.CodeType:
+    """Code that raises AssertionError(message), with as many free variables as `target` has
+    (a method that calls super() closes over __class__), so it can stand in for target.__code__."""
+    free = [f"_free{i}" for i in range(len(target.__code__.co_freevars))]
+    lines = ["def _outer():", *[f"    {v} = None" for v in free], "    def _stub(*args, **kwargs):",
+             *[f"        {v}" for v in free], f"        raise AssertionError({message!r})", "    return _stub"]
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)   # noqa: S102 - builds a fixed stub, no user input
+    return namespace["_outer"]().__code__
+
+
+@contextlib.contextmanager
+def own_work(fn, *references, name: str | None = None):
+    """Hidden tests: `fn` must be the student's own, even when it only wraps the course's reference.
+
+    Checks that `fn` was defined in the notebook (as `check_own_function`), then runs the block
+    with every reference in `references` (a utils function or class) switched off: calling it
+    raises, however it was imported (the function's code is swapped, not a module attribute),
+    and so does any subclass that inherits its methods. Everything is restored afterwards.
+    Compute expected values from a reference *before* the block.
+
+    Example (lesson 03):
+        >>> with own_work(nearest_level, quant.nearest_level):
+        ...     assert nearest_level(torch.tensor([0.0]), NF4).item() == 7
+    """
+    name = name or getattr(fn, "__name__", repr(fn))
+    check_own_function(fn, name)
+    targets = []
+    for ref in references:
+        found = _functions_of(ref)
+        if not found:
+            raise TypeError(f"own_work needs the reference functions or classes themselves, got {ref!r}.")
+        targets += found
+    originals = [(t, t.__code__) for t in targets]
+    copied = {f.__code__ for f in _functions_of(fn)} & {code for _, code in originals}
+    if copied:
+        raise AssertionError(f"`{name}` is the course's reference under another name; write your own.")
+    try:
+        for target, _ in originals:
+            where = f"{target.__module__}.{target.__qualname__}"
+            target.__code__ = _raising_code(target, (
+                f"`{name}` relies on the course's reference `{where}`, which this graded test switches off: "
+                "write the computation in your own code (using the reference does not earn the points)."))
+        yield
+    finally:
+        for target, code in originals:
+            target.__code__ = code
 
 
 def check_defined(namespace: dict, *names: str, hint: str = ""):
