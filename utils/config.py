@@ -12,7 +12,7 @@ environment variable, ``colab`` when a CUDA GPU is present, else ``smoke``.
 Example:
     >>> from utils import config
     >>> config.get_profile("smoke").max_steps
-    30
+    60
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", model_id=TINY_MODEL_ID, fallback_model_id=None,
         vsfc_source="sample", medmcqa_source="sample", needs_gpu=False, meaningful=False,
-        max_train_samples=None, max_eval_samples=60, max_steps=30, batch_size=8, eval_steps=15,
-        lr=5e-3, max_length=128, few_shot_ks=(1, 2), sweep_ranks=(1, 4, 16),
+        max_train_samples=None, max_eval_samples=None, max_steps=60, batch_size=8, eval_steps=30,
+        lr=1e-2, max_length=192, few_shot_ks=(1, 2), sweep_ranks=(1, 4, 16),
     ),
     "colab": Profile(
         name="colab", model_id=LLAMA_ID, fallback_model_id=LLAMA_MIRROR_ID,

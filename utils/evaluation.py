@@ -1,0 +1,219 @@
+"""Evaluating a causal LM as a classifier, correctly: label scoring, generation, metrics.
+
+Taught in lesson 04 and reused by lessons 05-07.
+
+- A causal LM's logits at position i predict token i+1. Comparing ``argmax(logits)[i]`` with
+  ``labels[i]`` (a seed tutorial's ``compute_metrics``) is off by one; ``next_token_accuracy``
+  shifts first.
+- **Label scoring** (``score_candidates``): the log-likelihood of each candidate answer after the
+  prompt, for all candidates in one forward pass per batch; the prediction is the best one. No
+  generation, no parsing, nothing unparseable.
+- **Generation** (``generate``): greedy decoding, parsed by ``parse_label``; replies that name no
+  label (or several) are counted as unparseable and reported, never replaced by a guess.
+- ``classification_metrics``: accuracy, macro F1, per-class precision / recall / F1 with
+  scikit-learn (``evaluate.load`` needs the hub).
+
+Example:
+    >>> import torch
+    >>> logits = torch.zeros(1, 3, 5); logits[0, 0, 7 % 5] = 1; logits[0, 1, 3] = 1
+    >>> next_token_accuracy(logits, torch.tensor([[-100, 2, 3]]))
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from utils.prompts import IGNORE_INDEX
+
+
+def next_token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of labelled tokens that the model predicts, with the causal shift (logits[i] -> labels[i+1]).
+
+    logits (B, T, V), labels (B, T) with -100 where there is nothing to predict.
+    """
+    predictions = logits[:, :-1].argmax(dim=-1)        # (B, T-1): guesses for tokens 1..T-1
+    targets = labels[:, 1:]                            # (B, T-1)
+    mask = targets != IGNORE_INDEX
+    if not mask.any():
+        raise ValueError("No labelled token in this batch: every label is -100.")
+    return (predictions[mask] == targets[mask]).float().mean().item()
+
+
+def answer_ids(tokenizer, answer_messages: list[dict]) -> list[int]:
+    """Token ids of the assistant's answer exactly as the chat template writes it, without end-of-turn."""
+    from utils.prompts import chat_ids
+
+    prompt = chat_ids(tokenizer, answer_messages[:-1], add_generation_prompt=True)
+    full = chat_ids(tokenizer, answer_messages)
+    if full[:len(prompt)] != prompt:
+        raise ValueError("The chat template renders the prompt differently inside the conversation; "
+                         "candidates cannot be cut out of it.")
+    ids = full[len(prompt):]
+    while ids and ids[-1] in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|eot_id|>")}:
+        ids = ids[:-1]
+    return ids
+
+
+def _left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, position_ids), each (N, T), padded on the left so every sequence ends at T-1."""
+    width = max(map(len, sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, width - len(seq):] = torch.as_tensor(seq)
+        mask[i, width - len(seq):] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)   # real tokens at 0, 1, 2... whatever the padding
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+@torch.no_grad()
+def score_candidates(model, prompts: list[list[int]], candidates: list[list[int]], pad_token_id: int,
+                     batch_size: int = 16) -> torch.Tensor:
+    """Log-likelihood of each candidate continuation after each prompt: a (len(prompts), len(candidates)) tensor.
+
+    Candidates sharing a common first part (e.g. "Sentiment: ") have it moved into the prompt, since
+    it scores the same for all. When what is left is one token per candidate, one forward pass over
+    the prompts reads all candidates from the last position; otherwise every (prompt, candidate)
+    pair goes into one padded batch. Sequences are left-padded with explicit position ids, so the
+    padding changes nothing.
+    """
+    if not candidates or any(len(c) == 0 for c in candidates):
+        raise ValueError("Every candidate answer needs at least one token.")
+    shared = 0
+    while all(len(c) > shared + 1 for c in candidates) and len({c[shared] for c in candidates}) == 1:
+        shared += 1
+    prefix, tails = candidates[0][:shared], [c[shared:] for c in candidates]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        batch = [list(p) + prefix for p in prompts[start:start + batch_size]]
+        if all(len(t) == 1 for t in tails):
+            ids, mask, pos = _left_pad(batch, pad_token_id, device)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]  # (B, V)
+            out.append(logits.float().log_softmax(-1)[:, [t[0] for t in tails]].cpu())
+            continue
+        longest = max(map(len, tails))
+        pairs = [p + t for p in batch for t in tails]                              # B * C sequences
+        ids, mask, pos = _left_pad(pairs, pad_token_id, device)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=longest + 1).logits
+        logprobs = logits[:, :-1].float().log_softmax(-1)                          # (B*C, longest, V)
+        # each tail fills the last len(tail) positions; the logits one step earlier predict them
+        targets = torch.zeros((len(tails), longest), dtype=torch.long)             # (C, longest), right-aligned
+        valid = torch.zeros((len(tails), longest))
+        for c, tail in enumerate(tails):
+            targets[c, longest - len(tail):] = torch.tensor(tail)
+            valid[c, longest - len(tail):] = 1
+        targets, valid = targets.repeat(len(batch), 1).to(device), valid.repeat(len(batch), 1).to(device)
+        scores = (logprobs.gather(2, targets[:, :, None]).squeeze(-1) * valid).sum(1).cpu()   # (B*C,)
+        out.append(scores.reshape(len(batch), len(tails)))
+    model.train(was_training)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int = 8, batch_size: int = 16) -> list[str]:
+    """Greedy replies to token-id prompts (left-padded, as generation needs), decoded without special tokens."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    stop = [i for i in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|eot_id|>")} if i is not None]
+    replies = []
+    for start in range(0, len(prompts), batch_size):
+        ids, mask, _ = _left_pad([list(p) for p in prompts[start:start + batch_size]], tokenizer.pad_token_id, device)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=stop)
+        replies += tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+    model.train(was_training)
+    return replies
+
+
+def parse_label(text: str, labels) -> int | None:
+    """The index of the one label a reply names ("Sentiment: positive", "positive."), else None.
+
+    None when the reply names no label or more than one: such replies are counted as
+    unparseable, never silently mapped to a label.
+
+    Example:
+        >>> parse_label(" Sentiment: Negative", ["negative", "neutral", "positive"])
+        0
+    """
+    words = set(re.findall(r"[a-zà-ỹđ]+", str(text).lower()))
+    found = [i for i, label in enumerate(labels) if label.lower() in words]
+    return found[0] if len(found) == 1 else None
+
+
+def classification_metrics(y_true, y_pred, labels) -> dict:
+    """Accuracy, macro F1, macro precision / recall, per-class table and unparseable rate.
+
+    `y_pred` may hold None (an unparseable reply): it counts as wrong for every metric.
+    """
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    y_true = [int(y) for y in y_true]
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions.")
+    if not y_true:
+        raise ValueError("No examples to evaluate.")
+    unparseable = sum(p is None for p in y_pred)
+    pred = [-1 if p is None else int(p) for p in y_pred]        # -1 matches no class: always wrong
+    ids = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(y_true, pred, labels=ids, zero_division=0)
+    pm, rm, fm, _ = precision_recall_fscore_support(y_true, pred, labels=ids, average="macro", zero_division=0)
+    per_class = pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": s}, index=list(labels))
+    return {"n": len(y_true), "accuracy": accuracy_score(y_true, pred), "macro_f1": fm, "macro_precision": pm,
+            "macro_recall": rm, "unparseable_rate": unparseable / len(y_true), "per_class": per_class}
+
+
+def summary_row(name: str, metrics: dict) -> dict:
+    """One row for a results table (the per-class table left out)."""
+    return {"model": name, **{k: v for k, v in metrics.items() if k != "per_class"}}
+
+
+def confusion_figure(y_true, y_pred, labels, title: str):
+    """A confusion-matrix figure (rows true, columns predicted; an extra column for unparseable replies)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(labels)
+    has_none = any(p is None for p in y_pred)
+    counts = np.zeros((n, n + has_none), dtype=int)
+    for t, p in zip(y_true, y_pred):
+        counts[int(t), n if p is None else int(p)] += 1
+    fig, ax = plt.subplots(figsize=(4.2 + has_none, 3.6))
+    ax.imshow(counts, cmap="Blues")
+    cols = list(labels) + (["unparseable"] if has_none else [])
+    ax.set_xticks(range(len(cols)), cols, rotation=30)
+    ax.set_yticks(range(n), labels)
+    for i in range(n):
+        for j in range(len(cols)):
+            ax.text(j, i, counts[i, j], ha="center", va="center",
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def majority_baseline(train_labels, n_eval: int) -> list[int]:
+    """Predict the most frequent training label for every evaluation example."""
+    from collections import Counter
+
+    if not len(train_labels):
+        raise ValueError("No training labels to take the majority from.")
+    return [Counter(int(y) for y in train_labels).most_common(1)[0][0]] * n_eval
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % (z = 1.96) Wilson score interval for an accuracy of correct / n."""
+    if n <= 0:
+        raise ValueError("The interval needs at least one example.")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
