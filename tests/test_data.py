@@ -75,3 +75,34 @@ def test_take_is_reproducible():
     ds = data.load_vsfc("sample", split="train")
     assert data.take(ds, 10)["sentence"] == data.take(ds, 10)["sentence"]
     assert len(data.take(ds, None)) == len(ds) == len(data.take(ds, 10_000))
+
+
+def test_vsfc_hub_id_reads_the_parquet_export_revision(monkeypatch):
+    """datasets >= 4.0 refuses the repo's loading script; the loader asks for the parquet export."""
+    import datasets
+
+    from utils import config
+
+    seen = {}
+
+    def fake_load(source, **kwargs):
+        seen.update(kwargs, source=source)
+        raise ConnectionError("Couldn't reach the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    from utils.runtime import HubAccessError
+
+    with pytest.raises(HubAccessError, match="download revision 'refs/convert/parquet'.*pass that folder"):
+        data.load_vsfc(config.VSFC_HUB_ID)
+    assert seen["source"] == "uitnlp/vietnamese_students_feedback" and seen["revision"] == "refs/convert/parquet"
+
+
+def test_a_folder_laid_out_like_the_hub_parquet_export(tmp_path):
+    import pandas as pd
+
+    for split, n in (("train", 3), ("validation", 1), ("test", 2)):
+        (tmp_path / "default" / split).mkdir(parents=True)
+        pd.DataFrame({"sentence": ["cô dạy hay ."] * n, "sentiment": [2] * n, "topic": [0] * n}).to_parquet(
+            tmp_path / "default" / split / "0000.parquet")
+    ds = data.load_vsfc(str(tmp_path))
+    assert {k: len(v) for k, v in ds.items()} == {"train": 3, "validation": 1, "test": 2}

@@ -25,6 +25,9 @@ TINY_MODEL_ID = "course/tiny-llama"       # built locally by utils.models, never
 LLAMA_ID = "meta-llama/Llama-3.2-1B-Instruct"
 LLAMA_MIRROR_ID = "unsloth/Llama-3.2-1B-Instruct"   # ungated copy of the same weights
 VSFC_HUB_ID = "uitnlp/vietnamese_students_feedback"
+# Its main branch holds only a loading script, which datasets >= 4.0 refuses ("Dataset scripts are
+# no longer supported"); the hub's parquet export of the same data lives on this revision.
+VSFC_HUB_REVISION = "refs/convert/parquet"
 MEDMCQA_HUB_ID = "openlifescienceai/medmcqa"
 
 

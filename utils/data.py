@@ -5,9 +5,12 @@ profile (bundled samples, no network) and a GPU run (the hub datasets):
 
 - ``"sample"``: the course's own small sets in ``utils/samples/`` (written for the course,
   same columns and label coding as the hub datasets);
-- a hub id, e.g. ``"uitnlp/vietnamese_students_feedback"``;
+- a hub id, e.g. ``"uitnlp/vietnamese_students_feedback"`` (read from its parquet export,
+  revision ``refs/convert/parquet``: the main branch holds only a loading script that
+  datasets >= 4.0 refuses);
 - a local ``.jsonl`` / ``.json`` / ``.csv`` / ``.parquet`` file, a folder holding
-  ``train.*`` / ``validation.*`` / ``test.*`` files, or a folder written by ``save_to_disk``
+  ``train.*`` / ``validation.*`` / ``test.*`` files, a folder laid out like the hub's parquet
+  export (``default/train/0000.parquet`` ...), or a folder written by ``save_to_disk``
   (offline classrooms).
 
 Example:
@@ -38,6 +41,12 @@ def sample_path(name: str) -> Path:
     return path
 
 
+def _hub_revision(source: str) -> str | None:
+    from utils.config import VSFC_HUB_ID, VSFC_HUB_REVISION
+
+    return VSFC_HUB_REVISION if source == VSFC_HUB_ID else None
+
+
 def _load(source: str, prefix: str, split: str | None):
     import datasets
 
@@ -51,10 +60,15 @@ def _load(source: str, prefix: str, split: str | None):
     else:
         from utils import runtime
 
+        revision = _hub_revision(source)
         try:
-            ds = datasets.load_dataset(source, token=runtime.hf_token())
+            ds = datasets.load_dataset(source, revision=revision, token=runtime.hf_token())
         except Exception as exc:  # noqa: BLE001 - one clear message for every hub failure
-            raise runtime.explain_hub_error(exc, source) from None
+            error = runtime.explain_hub_error(exc, source)
+            where = f"revision {revision!r}: " if revision else ""
+            raise type(error)(f"{error} To work without the Hub, download {where}the files "
+                              "train / validation / test (parquet, jsonl or csv) into a folder and pass that folder "
+                              "as the data source.", kind=error.kind) from None
     if split is None:
         return ds
     if isinstance(ds, datasets.Dataset):
@@ -74,9 +88,13 @@ def _load_local(path: Path):
             raise ValueError(f"Unsupported file type {path.suffix!r}: use one of {sorted(_FORMATS)}.")
         return datasets.load_dataset(_FORMATS[path.suffix], data_files=str(path), split="train")
     files = {s: [str(p) for p in sorted(path.glob(f"{s}.*")) if p.suffix in _FORMATS] for s in SPLITS}
+    if not any(files.values()):   # the hub's parquet export: <config>/<split>/0000.parquet
+        files = {s: [str(p) for p in sorted(path.glob(f"*/{s}/*.parquet")) + sorted(path.glob(f"{s}/*.parquet"))]
+                 for s in SPLITS}
     files = {s: f for s, f in files.items() if f}
     if not files:
-        raise ValueError(f"No train.* / validation.* / test.* files ({sorted(_FORMATS)}) in folder {path}.")
+        raise ValueError(f"No train.* / validation.* / test.* files ({sorted(_FORMATS)}), nor default/<split>/*.parquet, "
+                         f"in folder {path}.")
     kinds = {_FORMATS[Path(f[0]).suffix] for f in files.values()}
     if len(kinds) > 1:
         raise ValueError(f"Mixed file types in {path}: keep every split in one format.")

@@ -217,3 +217,31 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return centre - half, centre + half
+
+
+def sentiment_candidates(tokenizer, labels=("negative", "neutral", "positive")) -> list[list[int]]:
+    """The token ids of "Sentiment: <label>" for each label, as the chat template writes the answer."""
+    from utils.prompts import sentiment_messages
+
+    return [answer_ids(tokenizer, sentiment_messages("x", i, labels)) for i in range(len(labels))]
+
+
+def classify(model, tokenizer, sentences, labels=("negative", "neutral", "positive"), batch_size: int = 16):
+    """Label new sentences by label scoring: a table of sentence, label and each label's probability.
+
+    The probabilities are the label log-likelihoods normalised over the labels (softmax).
+    Empty sentences are refused with a clear message (utils.prompts.check_text).
+    """
+    import pandas as pd
+
+    from utils.prompts import prompt_ids
+
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    ids = [prompt_ids(tokenizer, s, labels) for s in sentences]
+    probs = score_candidates(model, ids, sentiment_candidates(tokenizer, labels), tokenizer.pad_token_id,
+                             batch_size).softmax(-1)
+    table = pd.DataFrame(probs.numpy(), columns=[f"p({label})" for label in labels]).round(3)
+    table.insert(0, "label", [labels[i] for i in probs.argmax(-1).tolist()])
+    table.insert(0, "sentence", list(sentences))
+    return table

@@ -34,7 +34,7 @@ def sft_config(output_dir: str, *, max_steps: int, batch_size: int, lr: float, e
         per_device_eval_batch_size=batch_size, learning_rate=lr, lr_scheduler_type="linear", warmup_steps=0,
         logging_steps=logging_steps or max(1, max_steps // 10), eval_strategy="steps" if eval_steps else "no",
         eval_steps=eval_steps, save_strategy="no", report_to="none", seed=seed, data_seed=seed,
-        max_length=max_length, gradient_checkpointing=gradient_checkpointing, optim=optim,
+        max_length=max_length, activation_checkpointing=gradient_checkpointing, optim=optim,
         **runtime.precision_args(),
     )
     kwargs.update(overrides)
