@@ -1,16 +1,26 @@
-"""Lesson quizzes: show the questions, check answers, explain every option, without revealing the key.
+"""Lesson quizzes: practice questions that answer back, graded questions that do not.
 
 The instructor writes each bank in plain text (``course/quizzes/NN_name.yaml``: question,
-options, key, an explanation per option). ``python -m utils.quiz build`` (run by
-``make release``) writes the student-facing bank ``utils/quizzes/NN_name.json``: the key is a
-salted SHA-256 per question and each option's explanation is encrypted with a key derived from
-that option, so reading the file shows neither the answer nor the "correct!" explanation;
-checking an answer reveals only the explanation of the option chosen.
+options, key, an explanation per option, and ``graded: true`` on the graded ones).
+``python -m utils.quiz build`` (run by ``make release``) writes the student-facing bank
+``utils/quizzes/NN_name.json``:
+
+- a **practice** question keeps instant feedback: its key is a salted SHA-256 and each option's
+  explanation is sealed with a key derived from that option, so checking an answer reveals only
+  the explanation of the option chosen. Anyone can try every letter, so practice questions earn
+  at most a completion point (for answering, not for answering right);
+- a **graded** question ships as text and options only: no key, hash or explanation. Its key
+  lives in the lesson's hidden test (``grade_answer``), which nbgrader strips on release; the
+  test prints the explanations, so students read them in their feedback after grading.
+
+``python -m utils.quiz cells 04`` prints a lesson's whole quiz section (jupytext cells with
+their nbgrader metadata), ready to paste into ``solutions/NN_name/NN_name.ipynb``
+(``utils/quiz_authoring.py``, an instructor tool).
 
 Example:
     >>> from utils import quiz
     >>> quiz.show("01")                                  # the questions, as plain text
-    >>> quiz.check("01", {"q1": "b", "q2": " C) "})      # feedback per question
+    >>> quiz.check("01", {"q1": "b", "q2": " C) "})      # feedback on practice questions
 """
 
 from __future__ import annotations
@@ -104,35 +114,92 @@ def _verdict(bank: dict, qid: str, answer) -> tuple[bool | None, str]:
         return None, f"{qid}: {exc}"
     if letter not in q["options"]:
         return None, f"{qid}: there is no option {letter!r}; choose one of {', '.join(q['options'])}."
+    if q.get("graded"):
+        return None, (f"{qid}: {letter}) recorded. This question is graded by your instructor; "
+                      "its explanation comes with your feedback.")
     seed = _digest(bank["salt"], bank["lesson"], qid, letter)
     ok = seed == q["answer"]
     note = _unseal(q["feedback"][letter], seed)
     return ok, f"{qid}: {letter}) {'correct' if ok else 'not quite'}. {note}"
 
 
+def practice_ids(lesson: str) -> list[str]:
+    """Ids of the practice questions of a lesson (instant feedback, no points for being right)."""
+    return [q["id"] for q in load_bank(lesson)["questions"] if not q.get("graded")]
+
+
+def graded_ids(lesson: str) -> list[str]:
+    """Ids of the graded questions of a lesson (no key on the student's side)."""
+    return [q["id"] for q in load_bank(lesson)["questions"] if q.get("graded")]
+
+
 def is_correct(lesson: str, qid: str, answer) -> bool:
-    """True when `answer` (any forgiving format) is the keyed option of question `qid`."""
-    ok, _ = _verdict(load_bank(lesson), qid, answer)
+    """True when `answer` (any forgiving format) is the keyed option of practice question `qid`."""
+    bank = load_bank(lesson)
+    if _question(bank, qid).get("graded"):
+        raise QuizError(f"{qid} is a graded question: there is no key for it in your materials; "
+                        "your instructor grades it and the feedback explains it.")
+    ok, _ = _verdict(bank, qid, answer)
     return bool(ok)
 
 
 def check(lesson: str, answers: dict, verbose: bool = True) -> tuple[int, int]:
-    """Print feedback for every question (with the chosen option's explanation); return (right, total)."""
+    """Print feedback for every practice question (with the chosen option's explanation) and
+    confirm the graded answers are valid letters; return (practice right, practice total)."""
     bank = load_bank(lesson)
     if not isinstance(answers, dict):
         raise QuizError("Put your answers in a dict such as {'q1': 'b', 'q2': 'a'}.")
     known = {q["id"] for q in bank["questions"]}
     lines = [f"{k}: there is no such question in lesson {bank['lesson']} (questions: {sorted(known)})."
              for k in answers if k not in known]
-    right = 0
+    right = practice = graded = recorded = 0
     for q in bank["questions"]:
         ok, text = _verdict(bank, q["id"], answers.get(q["id"]))
-        right += bool(ok)
+        if q.get("graded"):
+            graded += 1
+            recorded += text.endswith("comes with your feedback.")
+        else:
+            practice += 1
+            right += bool(ok)
         lines.append(text)
-    lines.append(f"Score: {right} / {len(bank['questions'])}")
+    lines.append(f"Practice score: {right} / {practice}"
+                 + (f"; graded questions answered: {recorded} / {graded} (your instructor grades them)" if graded else ""))
     if verbose:
         print("\n".join(lines))
-    return right, len(bank["questions"])
+    return right, practice
+
+
+def check_answered(lesson: str, answers) -> int:
+    """The practice completion point: every practice question has a valid letter, right or wrong."""
+    ids = practice_ids(lesson)
+    if not isinstance(answers, dict):
+        raise AssertionError("QUIZ_ANSWERS should be a dict such as {'q1': 'b'}; run the quiz answers cell again.")
+    problems = []
+    for qid in ids:
+        try:
+            check_format(lesson, answers, qid)
+        except AssertionError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise AssertionError(f"Answer every practice question ({', '.join(ids)}) to earn this point; right or wrong "
+                             f"does not matter here. {' '.join(problems)}")
+    return len(ids)
+
+
+def grade_answer(answers, qid: str, key: str, explain: dict | None = None) -> None:
+    """A graded question's hidden test: print what each option means (the student reads it in the
+    feedback), then fail unless the answer is `key`. Only the instructor's source holds this call."""
+    given = answers.get(qid) if isinstance(answers, dict) else None
+    try:
+        letter = normalise(given)
+    except QuizError:
+        letter = None
+    key = normalise(key)
+    print(f"{qid}: you answered {letter + ')' if letter else 'nothing valid'}; the answer is {key}).")
+    for option, text in (explain or {}).items():
+        mark = "the answer" if option == key else ("your choice" if option == letter else "")
+        print(f"  {option}) {' '.join(str(text).split())}" + (f"  [{mark}]" if mark else ""))
+    assert letter == key, f"{qid}: {letter or 'no answer'} is not the answer ({key}); the explanations above say why."
 
 
 def check_format(lesson: str, answers, qid: str) -> str:
@@ -151,12 +218,17 @@ def check_format(lesson: str, answers, qid: str) -> str:
 
 
 def render(lesson: str) -> str:
-    """The questions of a lesson as plain text (readable in any frontend)."""
+    """The questions of a lesson as plain text (readable in any frontend), practice then graded."""
     bank = load_bank(lesson)
     out = [f"Quiz, lesson {bank['lesson']}: answer each question with one letter."]
-    for q in bank["questions"]:
-        out.append(f"\n{q['id']}. {q['text']}")
-        out += [f"   {k}) {v}" for k, v in q["options"].items()]
+    for graded, title in ((False, "Practice questions: quiz.check answers back at once."),
+                          (True, "Graded questions: no check here; your feedback explains them after grading.")):
+        group = [q for q in bank["questions"] if bool(q.get("graded")) == graded]
+        if group:
+            out.append(f"\n--- {title}")
+        for q in group:
+            out.append(f"\n{q['id']}. {q['text']}")
+            out += [f"   {k}) {v}" for k, v in q["options"].items()]
     return "\n".join(out)
 
 
@@ -185,7 +257,8 @@ def show(lesson: str, interactive: bool | None = None) -> None:
                 print(_verdict(bank, qid, change["new"])[1])
 
         pick.observe(on_change, names="value")
-        rows.append(widgets.VBox([widgets.HTML(f"<b>{q['id']}.</b> {q['text']}"), pick, out]))
+        tag = " <i>(graded)</i>" if q.get("graded") else ""
+        rows.append(widgets.VBox([widgets.HTML(f"<b>{q['id']}.</b>{tag} {q['text']}"), pick, out]))
     display(widgets.VBox(rows))
 
 
@@ -203,28 +276,42 @@ def build_bank(source: dict, salt: str) -> dict:
         missing = sorted(set(options) - {str(k).lower() for k in q["explain"]})
         if missing:
             raise QuizError(f"{lesson} {q['id']}: no explanation for option(s) {missing}.")
+        graded = q.get("graded", False)
+        if not isinstance(graded, bool):
+            raise QuizError(f"{lesson} {q['id']}: 'graded' must be true or false, got {graded!r}.")
+        text = " ".join(str(q["question"]).split())
+        if graded:   # text and options only: no key, no hash, no explanation
+            questions.append({"id": q["id"], "text": text, "options": options, "graded": True})
+            continue
         feedback = {k: _seal(str(q["explain"][k]).strip(), _digest(salt, lesson, q["id"], k)) for k in options}
-        questions.append({"id": q["id"], "text": " ".join(str(q["question"]).split()), "options": options,
+        questions.append({"id": q["id"], "text": text, "options": options,
                           "answer": _digest(salt, lesson, q["id"], key), "feedback": feedback})
     return {"lesson": lesson, "salt": salt, "questions": questions}
 
 
-def build_all(source_dir: Path, out_dir: Path = BANK_DIR) -> list[Path]:
-    """Write a student bank for every course/quizzes/*.yaml, keeping an existing bank's salt."""
+def read_source(path: Path) -> dict:
+    """An instructor bank (YAML), with a clear message when it is not valid YAML."""
     import yaml
 
+    path = Path(path)
+    try:
+        source = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise QuizError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
+                        "quote text that contains ': '.") from None
+    if not isinstance(source, dict) or source.get("lesson") != path.stem:
+        raise QuizError(f"{path}: 'lesson' must equal the file name {path.stem!r}.")
+    return source
+
+
+def build_all(source_dir: Path, out_dir: Path = BANK_DIR) -> list[Path]:
+    """Write a student bank for every course/quizzes/*.yaml, keeping an existing bank's salt."""
     written = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for src in sorted(Path(source_dir).glob("*.yaml")):
-        try:
-            source = yaml.safe_load(src.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise QuizError(f"{src}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
-                            "quote text that contains ': '.") from None
-        if source.get("lesson") != src.stem:
-            raise QuizError(f"{src}: 'lesson' must equal the file name {src.stem!r}.")
+        source = read_source(src)
         target = out_dir / f"{src.stem}.json"
         salt = json.loads(target.read_text())["salt"] if target.exists() else secrets.token_hex(16)
         target.write_text(json.dumps(build_bank(source, salt), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -232,9 +319,22 @@ def build_all(source_dir: Path, out_dir: Path = BANK_DIR) -> list[Path]:
     return written
 
 
+USAGE = """usage: python -m utils.quiz build [SOURCE_DIR]      write utils/quizzes/*.json (default course/quizzes)
+       python -m utils.quiz cells NN [SECTION]         print lesson NN's quiz section as jupytext cells"""
+
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["build"]:
-        sys.exit("usage: python -m utils.quiz build [SOURCE_DIR]   (default course/quizzes)")
-    src_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("course/quizzes")
-    for path in build_all(src_dir):
-        print(f"wrote {path}")
+    command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    if command == "build" and len(args) <= 1:
+        for path in build_all(Path(args[0]) if args else Path(__file__).resolve().parents[1] / "course" / "quizzes"):
+            print(f"wrote {path}")
+    elif command == "cells" and 1 <= len(args) <= 2:
+        try:
+            from utils import quiz_authoring   # instructor tool: not in the student distribution
+        except ImportError:
+            sys.exit("`cells` writes lesson notebooks from the instructor banks: run it in the course source repository.")
+        try:
+            print(quiz_authoring.cells(args[0], *args[1:]))
+        except QuizError as exc:
+            sys.exit(str(exc))
+    else:
+        sys.exit(USAGE)
