@@ -96,11 +96,58 @@ def bench_nf4() -> dict:
             "nf4_ratio_utils_over_bnb": round(t_ours / t_bnb, 2), "nf4_outputs_identical": identical}
 
 
+def bench_scoring_vs_generation(model_id: str | None = None, max_steps: int = 60, n_eval: int | None = None) -> dict:
+    """Lesson 04's two evaluations on the same model and test sentences: examples/s, ratio, agreement.
+
+    Trains the profile's LoRA adapter first (so generation says something parseable), then times
+    label scoring (one forward pass per batch) against greedy generation (8 new tokens) and parses
+    the replies. Runs unchanged with the real model on a GPU (model_id, profile "colab").
+    Target: scoring at least 5x generation's examples/s, the same predictions where generation parses.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from utils import config, data, evaluation, models, prompts, train
+
+    profile = config.get_profile()
+    model, tok = models.load_model_and_tokenizer(model_id or profile.model_id, fallback_model_id=profile.fallback_model_id)
+    splits = data.load_vsfc(profile.vsfc_source)
+    train_ds, _ = prompts.encode_sentiment(tok, data.take(splits["train"], profile.max_train_samples), profile.max_length)
+    test_ds, _ = prompts.encode_sentiment(tok, data.take(splits["test"], n_eval or profile.max_eval_samples), profile.max_length)
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, task_type="CAUSAL_LM"))
+    with tempfile.TemporaryDirectory() as out:
+        args = train.sft_config(out, max_steps=max_steps, batch_size=profile.batch_size, lr=profile.lr,
+                                max_length=profile.max_length, disable_tqdm=True)
+        train.train(peft_model, tok, train_ds.select_columns(["input_ids", "labels"]), args)
+    test_prompts = [r["input_ids"][:r["prompt_len"]] for r in test_ds]
+    candidates = evaluation.sentiment_candidates(tok)
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    evaluation.score_candidates(peft_model, test_prompts[:4], candidates, tok.pad_token_id)   # warm-up
+    sync()
+    start = time.perf_counter()
+    scored = evaluation.score_candidates(peft_model, test_prompts, candidates, tok.pad_token_id, batch_size=16)
+    sync()
+    t_score = time.perf_counter() - start
+    start = time.perf_counter()
+    replies = evaluation.generate(peft_model, tok, test_prompts, max_new_tokens=8, batch_size=16)
+    sync()
+    t_gen = time.perf_counter() - start
+    pred_score = scored.argmax(-1).tolist()
+    pred_gen = [evaluation.parse_label(r, data.SENTIMENT_LABELS) for r in replies]
+    parsed = [i for i, p in enumerate(pred_gen) if p is not None]
+    n = len(test_prompts)
+    return {"eval_examples": n, "scoring_examples_per_s": round(n / t_score, 1),
+            "generation_examples_per_s": round(n / t_gen, 1), "scoring_speedup": round(t_gen / t_score, 1),
+            "generation_unparseable": n - len(parsed),
+            "agreement_where_parsed": round(sum(pred_gen[i] == pred_score[i] for i in parsed) / max(1, len(parsed)), 3),
+            "accuracy_scoring": round(sum(p == y for p, y in zip(pred_score, test_ds["sentiment"])) / n, 3)}
+
+
 def main() -> None:
     from utils import runtime
 
     results = {"versions": runtime.package_versions(), "device": runtime.describe_device(runtime.get_device())}
-    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts):
+    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts, bench_scoring_vs_generation):
         results.update(fn())
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
