@@ -169,8 +169,11 @@ def check(lesson: str, answers: dict, verbose: bool = True) -> tuple[int, int]:
     return right, practice
 
 
-def check_answered(lesson: str, answers) -> int:
-    """The practice completion point: every practice question has a valid letter, right or wrong."""
+def check_answered(lesson: str, answers) -> None:
+    """The practice completion point: every practice question has a valid letter, right or wrong.
+
+    Returns None on purpose: a number as a graded cell's last value is read by nbgrader as
+    partial credit."""
     ids = practice_ids(lesson)
     if not isinstance(answers, dict):
         raise AssertionError("QUIZ_ANSWERS should be a dict such as {'q1': 'b'}; run the quiz answers cell again.")
@@ -183,7 +186,7 @@ def check_answered(lesson: str, answers) -> int:
     if problems:
         raise AssertionError(f"Answer every practice question ({', '.join(ids)}) to earn this point; right or wrong "
                              f"does not matter here. {' '.join(problems)}")
-    return len(ids)
+    print(f"All {len(ids)} practice questions answered: the completion point is yours.")
 
 
 def grade_answer(answers, qid: str, key: str, explain: dict | None = None) -> None:
