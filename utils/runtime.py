@@ -41,9 +41,34 @@ def compute_dtype(device: str | None = None) -> torch.dtype:
     from utils import hardware
 
     device = device or get_device()
+    if device == "cuda" and forced_dtype() is not None:
+        return forced_dtype()
     if device == "cuda":
         return torch.bfloat16 if hardware.native_bf16("cuda") else torch.float16
     return torch.float32
+
+
+DTYPE_ENV = "COURSE_DTYPE"   # float16 | bfloat16 | float32: forces the CUDA compute dtype (make gpu-check)
+_DTYPE_NAMES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
+
+
+def forced_dtype() -> torch.dtype | None:
+    """The CUDA compute dtype that $COURSE_DTYPE forces, or None when it is unset.
+
+    `make gpu-check` sets it to run the lessons in fp16 (what a T4 uses) on a GPU that would
+    pick bf16. Explicit ``dtype=`` arguments in a lesson still win; the CPU always computes in fp32.
+    """
+    name = os.environ.get(DTYPE_ENV, "").strip().lower()
+    if not name:
+        return None
+    if name not in _DTYPE_NAMES:
+        raise ValueError(f"{DTYPE_ENV}={name!r} is not a dtype the course knows: use float16, bfloat16 or float32.")
+    dtype = _DTYPE_NAMES[name]
+    if dtype == torch.bfloat16 and torch.cuda.is_available() and torch.cuda.get_device_capability(0) < (8, 0):
+        raise ValueError(f"{DTYPE_ENV}=bfloat16 needs a GPU of compute capability 8.0 or newer; "
+                         f"{torch.cuda.get_device_name(0)} only emulates bf16: use float16.")
+    return dtype
 
 
 def precision_args(device: str | None = None) -> dict:
