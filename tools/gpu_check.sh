@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The GPU check in one command, for a bare GPU machine with no network (see utils/gpu_check.py).
+# Usage, from the repository root:  bash tools/gpu_check.sh [OUT]      (default OUT: gpu-results)
+# The pinned packages it lacks travel as wheels in .whl/ (make gpu-wheels); they are installed
+# into a scratch folder put first on PYTHONPATH, so `import utils` comes from this tree.
+set -uo pipefail
+OUT="${1:-gpu-results}"
+PY="${PYTHON:-python3}"
+SITE="${GPU_CHECK_SITE:-/tmp/peft-course-site}"
+mkdir -p "$OUT" "$SITE"
+{ "$PY" -m utils.gpu_check install-wheels --target "$SITE" 2>&1 | tail -5; } > "$OUT/install.log"
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+shift $(( $# > 0 ? 1 : 0 ))
+"$PY" -m utils.gpu_check run --out "$OUT" "$@" 2>&1 | tee "$OUT/console.log"
