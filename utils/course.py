@@ -86,7 +86,7 @@ def stamp(root: Path | str = ROOT) -> list[Path]:
     repository URL into the README's clone command; return changed files."""
     url = student_url(root)                    # what Colab installs from and opens: no solutions there
     slug = url.split("github.com/", 1)[-1]
-    changed = []
+    changed = stamp_setup_cells(root, url)
     paths = [Path(root, "solutions", name, f"{name}.ipynb") for name in assignments(root)]
     paths += [p for p in [Path(root, "README.md")] if p.exists()]
     for path in paths:
@@ -95,6 +95,57 @@ def stamp(root: Path | str = ROOT) -> list[Path]:
         new = re.sub(r"colab\.research\.google\.com/github/[^)\"\s]+?/blob/main/exercises/",
                      f"colab.research.google.com/github/{slug}/blob/main/exercises/", new)
         new = re.sub(r"git clone https://github\.com/\S+", f"git clone {repository_url(root)}", new)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed += [path] if path not in changed else []
+    return changed
+
+
+# --- the setup cell, one text for every lesson ----------------------------------------------------
+# `make release` writes it (with the repository URL) over the source of each lesson's locked
+# setup cell (nbgrader grade_id "setup"), so a fix here reaches every lesson at the next release.
+# In Colab it installs the course package, then stops with one sentence when that install
+# replaced a package the kernel had already imported (numpy, pandas, pyarrow, ...): see
+# utils/setup_check.py. Elsewhere it only checks that the package is installed.
+SETUP_CELL = """\
+import importlib
+import importlib.metadata
+import subprocess
+import sys
+
+COURSE_REPO = "{url}"  # stamped by `make release`
+try:
+    importlib.metadata.version("peft-course")
+except importlib.metadata.PackageNotFoundError:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError(
+            "The course package is not installed in this kernel: run `make lab` in the course folder "
+            "(or `pip install -e .` there), then restart the kernel.") from None
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"peft-course[colab] @ git+{{COURSE_REPO}}"], check=True)
+    importlib.invalidate_caches()
+    from utils import setup_check  # standard library only: safe to import before a restart
+
+    setup_check.stop_if_restart_needed()"""
+
+
+def setup_cell_source(url: str) -> str:
+    """The setup cell's code for the repository at `url` (see SETUP_CELL)."""
+    return SETUP_CELL.format(url=url)
+
+
+def stamp_setup_cells(root: Path | str = ROOT, url: str | None = None) -> list[Path]:
+    """Replace the source of every lesson's setup cell (grade_id "setup") with SETUP_CELL; return changed files."""
+    url = url or repository_url(root)
+    source = setup_cell_source(url).splitlines(keepends=True)
+    changed = []
+    for name in assignments(root):
+        path = Path(root, "solutions", name, f"{name}.ipynb")
+        text = path.read_text(encoding="utf-8")
+        nb = json.loads(text)
+        for cell in nb.get("cells", []):
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "setup" and cell["source"] != source:
+                cell["source"] = source
+        new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"   # nbformat's layout: unchanged lines stay
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(path)
