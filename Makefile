@@ -8,13 +8,21 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Tests and grading never touch the network and never train a real model.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_PROFILE=smoke
 
-.PHONY: setup lab test test-gpu release grade feedback bench clean
+.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check
+
+# A Linux laptop without an NVIDIA GPU: `make setup TORCH=cpu` takes torch from PyTorch's CPU wheel
+# index (a 183 MiB wheel) instead of PyPI, whose torch 2.13.0 is the CUDA build plus NVIDIA libraries
+# (sizes in README.md). The default reads only PyPI (CI's index), so it works where that is all there is.
+TORCH ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 setup: $(READY)
 
 $(READY): pyproject.toml
 	@echo "Setting up $(VENV) (pinned packages, CPU torch 2.13.0; about two minutes the first time)..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(if $(filter cpu,$(TORCH)),$(BIN)/python -m pip install -q --index-url $(TORCH_CPU_INDEX) "torch==2.13.0" > $(VENV)/install-torch.log 2>&1 \
+		|| { tail -20 $(VENV)/install-torch.log; echo "could not reach $(TORCH_CPU_INDEX); run make setup without TORCH=cpu"; exit 1; },)
 	@$(BIN)/python -m pip install -q -e ".[local,dev]" > $(VENV)/install.log 2>&1 \
 		|| { grep -v "is ignored: it is neither" $(VENV)/install.log | tail -40; echo "pip install failed (full log: $(VENV)/install.log)"; exit 1; }
 	@touch $@
@@ -45,5 +53,28 @@ feedback: setup
 bench: setup
 	$(OFFLINE) $(BIN)/python -m utils.bench
 
+# --- GPU and Colab checks (course/HARDWARE.md) ------------------------------------------------------
+GPU_OUT    ?= gpu-results
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+
+# On a CUDA machine, no network needed: tests marked gpu, every lesson on the GPU in fp16 (and bf16
+# where native), then bench-1b; JSON lines and a summary in $(GPU_OUT)/. The GPU test machine runs
+# tools/gpu_check.sh directly. On a CPU: make gpu-check GPU_CHECK_ARGS="--dry-run --lessons 02".
+gpu-check:
+	PYTHON=$(GPU_PYTHON) bash tools/gpu_check.sh $(GPU_OUT) $(GPU_CHECK_ARGS)
+
+# Maintainer, with PyPI: the wheels the GPU test machine lacks, for its Python 3.12, into .whl/.
+gpu-wheels: setup
+	$(BIN)/python -m utils.gpu_check fetch-wheels
+
+# The colab profile's speed and memory on the Llama-3.2-1B architecture (random weights): needs CUDA.
+# On a CPU: make bench-1b BENCH_ARGS=--tiny (a scaled-down config, numbers not meaningful).
+bench-1b:
+	$(OFFLINE) $(GPU_PYTHON) -m utils.bench_1b --out bench-results $(BENCH_ARGS)
+
+# Maintainer, with PyPI (about two minutes): what the setup cell's install changes in Colab's runtime.
+colab-check: setup
+	$(BIN)/python -m utils.colab_check --out colab-check
+
 clean:
-	rm -rf solutions/*/outputs exercises/*/outputs autograded feedback gradebook.db grades.csv .pytest_cache bench-results
+	rm -rf solutions/*/outputs exercises/*/outputs autograded feedback gradebook.db grades.csv .pytest_cache bench-results gpu-results colab-check
