@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import yaml
+
 from utils import course
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,19 @@ def _hidden_and_solution_lines(nb_path: Path) -> list[str]:
 
 
 SPECIMEN = "01_peft_theory"          # the lesson used for the students' creative submissions
+GUESS = "a"
+# What issue 11 saw a student do: try every letter with the quiz's own check. It finds the
+# practice keys; graded questions have no key in the student's materials, so it can only guess.
+BRUTE_FORCE = f"""QUIZ_ANSWERS = {{}}
+for q in quiz.load_bank("01")["questions"]:
+    QUIZ_ANSWERS[q["id"]] = "{GUESS}"
+    for letter in q["options"]:
+        try:
+            if quiz.is_correct("01", q["id"], letter):
+                QUIZ_ANSWERS[q["id"]] = letter
+        except quiz.QuizError:
+            break
+"""
 CELL_TIMEOUT = 30
 
 
@@ -72,10 +87,11 @@ def graded(tmp_path_factory):
     _submit(root, "dave", SPECIMEN, nb, _work(root, blank={"lora_scaling"},               # edits a locked test to pass
                                                edits={"test_lora_scaling": lambda src: "assert True\n"}))
     _submit(root, "erin", SPECIMEN, nb, _work(root, edits={                                # a cell that never ends
-        "lora_params": lambda src: "import time\ntime.sleep(3600)\n" + src}))
+        "lora_param_count": lambda src: "import time\ntime.sleep(3600)\n" + src}))
     _submit(root, "frank", SPECIMEN, nb, _work(root, drop={"test_lora_merge"}))          # deleted a graded cell
     _submit(root, "grace", SPECIMEN, f"Copy of {nb}", _work(root))                        # renamed the notebook
     _submit(root, "heidi", SPECIMEN, nb, '{"cells": [ this is not json')                 # a broken file
+    _submit(root, "ivan", SPECIMEN, nb, _work(root, edits={"quiz_answers": lambda src: BRUTE_FORCE}))  # tries every letter
     rows = course.grade(root, cell_timeout=CELL_TIMEOUT)
     return root, {(r["student"], r["assignment"]): r for r in rows}
 
@@ -140,8 +156,8 @@ def test_partial_work_gets_exact_per_cell_points(graded):
     scores = _cell_scores(root, "carol")
     for cell in ("test_lora_init", "test_lora_matches_peft", "test_lora_merge", "test_lora_trains"):
         assert scores[cell] == 0, cell                                  # these need LoRALinear
-    assert scores["test_lora_params"] == 1 and scores["test_llama_lora_params"] == 2 and scores["test_lora_scaling"] == 1
-    assert all(scores[f"test_quiz_q{i}"] == 1 for i in range(1, 10))
+    assert scores["test_lora_param_count"] == 1 and scores["test_llama_lora_params"] == 2 and scores["test_lora_scaling"] == 1
+    assert scores["test_quiz_practice"] == 1 and all(scores[f"test_quiz_q{i}"] == 1 for i in range(7, 10))
     full = rows[("alice", SPECIMEN)]["max_score"]
     assert rows[("carol", SPECIMEN)]["score"] == full - 6
     assert "test_lora_init (0/1)" in rows[("carol", SPECIMEN)]["failed_cells"]
@@ -154,13 +170,13 @@ def test_an_edited_locked_test_is_restored(graded):
     graded_nb = json.loads((root / "autograded" / "dave" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text())
     source = "".join(_cells_by_id(graded_nb)["test_lora_scaling"]["source"])
     assert not source.startswith("assert True") and "check_implemented(lora_scaling, 32, 8)" in source
-    assert "lora_scaling(16, 64, rslora=True)" in source               # the hidden tests were put back and ran
+    assert "lora_scaling(16, 64, use_rslora=True)" in source           # the hidden tests were put back and ran
 
 
 def test_a_cell_that_never_ends_is_stopped_and_the_rest_graded(graded):
     root, rows = graded
     scores = _cell_scores(root, "erin")
-    assert scores["test_lora_params"] == 0 and scores["test_llama_lora_params"] == 0   # lora_params never got defined
+    assert scores["test_lora_param_count"] == 0 and scores["test_llama_lora_params"] == 0   # never got defined
     assert scores["test_lora_init"] == 1 and scores["test_quiz_q9"] == 1
     assert rows[("erin", SPECIMEN)]["score"] == rows[("alice", SPECIMEN)]["max_score"] - 3
 
@@ -184,4 +200,42 @@ def test_a_broken_file_is_reported_and_the_batch_goes_on(graded):
     _, rows = graded
     row = rows[("heidi", SPECIMEN)]
     assert row["score"] == 0 and any("not a valid notebook" in p for p in row["problems"])
-    assert len({s for s, _ in rows}) == 8                              # everyone after her was graded too
+    assert len({s for s, _ in rows}) == 9                              # everyone after her was graded too
+
+
+def test_brute_forcing_the_practice_questions_earns_no_graded_quiz_point(graded):
+    """Issue 11's done-when: trying every letter finds the practice keys (worth the completion point
+    only) and nothing about the graded questions, which score only where the guess is right."""
+    root, rows = graded
+    scores = _cell_scores(root, "ivan")
+    keys = {q["id"]: q["answer"] for q in yaml.safe_load((ROOT / "course/quizzes" / f"{SPECIMEN}.yaml").read_text())["questions"]
+            if q.get("graded")}
+    assert set(keys) == {"q7", "q8", "q9"} and sorted(set(keys.values())) != [GUESS], "the scenario needs a wrong guess"
+    assert scores["test_quiz_practice"] == 1
+    for qid, key in keys.items():
+        assert scores[f"test_quiz_{qid}"] == (1 if key == GUESS else 0), qid
+    missed = sum(key != GUESS for key in keys.values())
+    assert rows[("ivan", SPECIMEN)]["score"] == rows[("alice", SPECIMEN)]["max_score"] - missed
+    # nor could ivan have read them: his released notebook and quiz bank hold no graded key
+    released = (root / "exercises" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text()
+    assert "grade_answer" not in released and "QUIZ_ANSWERS.update" not in released
+    bank = json.loads((ROOT / "utils" / "quizzes" / f"{SPECIMEN}.json").read_text())
+    assert all(set(q) == {"id", "text", "options", "graded"} for q in bank["questions"] if q["id"] in keys)
+    # the feedback explains the graded questions after grading
+    html_path = root / "feedback" / "ivan" / SPECIMEN / f"{SPECIMEN}.html"
+    if not html_path.exists():                                        # test_grades_csv_and_feedback writes it
+        course.feedback(root)
+    html = html_path.read_text()
+    assert "q8: you answered a); the answer is b)." in html
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_the_blank_quiz_answers_cell_lets_run_all_go_on(name):
+    """The released answers cell is the dict of None, not a NotImplementedError that stops "Run all"."""
+    nb = json.loads((ROOT / "exercises" / name / f"{name}.ipynb").read_text())
+    cell = _cells_by_id(nb)["quiz_answers"]
+    source = "".join(cell["source"])
+    assert "NotImplementedError" not in source
+    namespace = {}
+    exec(source, namespace)
+    assert namespace["QUIZ_ANSWERS"] and set(namespace["QUIZ_ANSWERS"].values()) == {None}
