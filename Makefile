@@ -32,10 +32,13 @@ $(READY): pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) exercises
 
-# Unit tests, every solution notebook executed with nbmake, the nbgrader round trip, quiz keys, API drift.
+# Unit tests, every solution notebook executed with nbmake, the nbgrader round trip, quiz keys, API drift,
+# in one pytest session on JOBS workers (pytest-xdist; a lesson's round trip stays on one worker). Each
+# worker and notebook kernel uses one thread: the tiny model gains nothing from two, the other job does.
+JOBS ?= 2
 test: setup
-	$(OFFLINE) $(BIN)/python -m pytest -m "not gpu" tests
-	$(OFFLINE) $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 solutions
+	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not gpu" \
+		--nbmake --nbmake-timeout=600 tests solutions
 
 # Needs a CUDA GPU: bitsandbytes 4-bit on CUDA, fp16/bf16 paths.
 test-gpu: setup

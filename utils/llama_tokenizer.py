@@ -80,6 +80,7 @@ def build(folder) -> None:
 
 def load():
     """The real Llama-3.2 tokenizer (built once, then cached)."""
+    import os
     import shutil
     import tempfile
 
@@ -94,7 +95,7 @@ def load():
         try:
             build(tmp)
             try:
-                shutil.move(tmp, target)
+                os.rename(tmp, target)       # atomic; a parallel build that finished first wins
             except OSError:
                 pass
         finally:
