@@ -34,8 +34,10 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -91,14 +93,15 @@ def notebook_to_script(path: Path) -> str:
     return "\n".join(parts)
 
 
-def exec_notebook(path: Path, report: Path) -> int:
+def exec_notebook(path: Path, report: Path, workdir: Path | None = None) -> int:
     """Run a notebook's code cells in order in this process, like a kernel would; write `report` after each.
 
-    The setup cell (grade_id "setup") is skipped: it installs the course package, which here comes
+    Runs in `workdir` (default: the notebook's folder, like nbmake), where its outputs/ go. The
+    setup cell (grade_id "setup") is skipped: it installs the course package, which here comes
     from PYTHONPATH. Returns 0 when every cell ran, 1 at the first failing cell.
     """
     path, report = Path(path), Path(report)
-    os.chdir(path.parent)                         # like nbmake: figures land in the lesson's outputs/
+    os.chdir(workdir or path.parent)
     namespace = {"__name__": "__main__", "__file__": str(path.with_suffix(".py"))}
     state = {"notebook": path.name, "cells_total": 0, "cells_run": 0, "skipped_cells": [], "status": "running",
              "cell_seconds": {}}
@@ -318,8 +321,11 @@ def run_lesson(res: Results, nb: Path, mode: str, budget: Budget, cap: float, de
     timeout = budget.timeout(cap)
     if timeout < 10:
         return res.add({"step": f"lesson {name} {mode}", "status": "skipped", "reason": "the run's time budget is spent"})
-    cmd = [sys.executable, "-m", "utils.gpu_check", "exec-notebook", str(nb), "--report", str(report)]
+    # a fresh folder per run: lessons that resume from outputs/ (the rank sweep) start clean in each mode
+    workdir = tempfile.mkdtemp(prefix=f"gpu-check-{name}-{mode}-")
+    cmd = [sys.executable, "-m", "utils.gpu_check", "exec-notebook", str(nb), "--report", str(report), "--workdir", workdir]
     status, secs, tail = _run(cmd, timeout, folder / f"{name}-{mode}.log", env=_env(device_env))
+    shutil.rmtree(workdir, ignore_errors=True)
     detail = json.loads(report.read_text()) if report.exists() else {}
     record = {"step": f"lesson {name} {mode}", "status": status, "seconds": secs,
               "cells_run": detail.get("cells_run"), "cells_total": detail.get("cells_total"),
@@ -335,6 +341,8 @@ def run_lesson(res: Results, nb: Path, mode: str, budget: Budget, cap: float, de
 def step_lessons(res: Results, budget: Budget, mode: str, notebooks: list[Path], device_env: dict,
                  jobs: int, cap: float) -> list[dict]:
     """Run `notebooks` in `mode`, `jobs` at a time (tiny models: the GPU has room for several)."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))      # no oversubscription of the CPU side
+    device_env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **device_env}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_lesson, res, nb, mode, budget, cap, device_env) for nb in notebooks]
         return [f.result() for f in futures]
@@ -398,6 +406,7 @@ def run(out: Path, dry_run: bool = False, budget_s: float = BUDGET_S, lesson_fil
         step_lessons(res, budget, "bf16", on_gpu, {"COURSE_DTYPE": "bfloat16"}, jobs, lesson_cap)
     everything = [json.loads(line) for line in res.path.read_text().splitlines() if line.strip()]   # bench lines too
     (res.out / "results.json").write_text(json.dumps(everything, indent=1, default=str))
+    print((res.out / "summary.txt").read_text(), end="")          # also in the console: it survives a lost folder
     print(f"[gpu-check] wrote {res.path} and {res.out / 'summary.txt'}")
     return res.records
 
@@ -470,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     p_exec = sub.add_parser("exec-notebook", help="run one notebook's code cells (used by run)")
     p_exec.add_argument("notebook", type=Path)
     p_exec.add_argument("--report", type=Path, required=True)
+    p_exec.add_argument("--workdir", type=Path, default=None, help="where the notebook runs (default: its folder)")
     p_script = sub.add_parser("to-script", help="print a notebook's code cells as a py:percent script")
     p_script.add_argument("notebook", type=Path)
     sub.add_parser("fetch-wheels", help="download the carried wheels into .whl/ (needs PyPI)")
@@ -479,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         run(args.out, args.dry_run, args.budget, args.lessons, args.jobs, args.lesson_timeout)
     elif args.command == "exec-notebook":
-        sys.exit(exec_notebook(args.notebook.resolve(), args.report.resolve()))
+        sys.exit(exec_notebook(args.notebook.resolve(), args.report.resolve(), args.workdir))
     elif args.command == "to-script":
         print(notebook_to_script(args.notebook))
     elif args.command == "fetch-wheels":
