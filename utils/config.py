@@ -53,6 +53,10 @@ class Profile:
     max_length: int = 256
     few_shot_ks: tuple[int, ...] = (1, 2, 4, 8)
     sweep_ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
+    few_shot_draws: int = 3                  # lesson 05: example draws per k (k = 0 needs one)
+    few_shot_eval_samples: int | None = None  # lesson 05: test sentences (None: max_eval_samples)
+    sweep_seeds: int = 3                     # lesson 06: seeds per rank
+    sweep_max_steps: int | None = None       # lesson 06: steps per run (None: max_steps)
     seed: int = 42
     extra: dict = field(default_factory=dict)
 
@@ -63,12 +67,14 @@ PROFILES: dict[str, Profile] = {
         vsfc_source="sample", medmcqa_source="sample", needs_gpu=False, meaningful=False,
         max_train_samples=None, max_eval_samples=None, max_steps=60, batch_size=8, eval_steps=30,
         lr=1e-2, max_length=192, few_shot_ks=(1, 2), sweep_ranks=(1, 4, 16),
+        few_shot_draws=2, few_shot_eval_samples=40, sweep_seeds=2,
+        sweep_max_steps=40,   # lesson 06 trains 8 adapters: 40 steps each keeps it under a minute on 2 cores
     ),
     "colab": Profile(
         name="colab", model_id=LLAMA_ID, fallback_model_id=LLAMA_MIRROR_ID,
         vsfc_source=VSFC_HUB_ID, medmcqa_source=MEDMCQA_HUB_ID, needs_gpu=True, meaningful=True,
         max_train_samples=4000, max_eval_samples=500, max_steps=500, batch_size=4, eval_steps=250,
-        lr=2e-4, max_length=256, few_shot_ks=(1, 2, 4, 8), sweep_ranks=(1, 4, 16, 64),
+        lr=2e-4, max_length=256, few_shot_ks=(1, 2, 4, 8), sweep_ranks=(1, 4, 16, 64), sweep_seeds=2,
     ),
     "full": Profile(
         # The seed tutorial: 5,000 steps at batch 4 with an eval every 500; all 11,426 training
