@@ -7,7 +7,7 @@ set -uo pipefail
 OUT="${1:-gpu-results}"
 PY="${PYTHON:-python3}"
 SITE="${GPU_CHECK_SITE:-/tmp/peft-course-site}"
-mkdir -p "$OUT" "$SITE"
+rm -rf "$SITE"; mkdir -p "$OUT" "$SITE"   # a scratch folder of our own: nothing left from an earlier run
 { "$PY" -m utils.gpu_check install-wheels --target "$SITE" 2>&1 | tail -5; } > "$OUT/install.log"
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 shift $(( $# > 0 ? 1 : 0 ))

@@ -334,7 +334,8 @@ def run_lesson(res: Results, nb: Path, mode: str, budget: Budget, cap: float, de
         record.update(error=detail.get("error") or (tail.splitlines()[-1] if tail else ""),
                       failed_cell=detail.get("failed_cell"), failed_grade_id=detail.get("failed_grade_id"))
     elif status == "timeout":
-        record.update(error=f"timed out after {timeout:.0f} s in cell {detail.get('current_cell')}")
+        cut = " (cut short by the run's time budget)" if timeout < cap else ""
+        record.update(error=f"timed out after {timeout:.0f} s in cell {detail.get('current_cell')}{cut}")
     return res.add(record)
 
 
@@ -450,19 +451,27 @@ def trim_bnb_wheel(wheel: Path) -> int:
 
 
 def install_wheels(target: Path, src: Path = WHEEL_DIR) -> int:
-    """Install the carried wheels into `target` with pip, offline; unzip them if this Python has no pip."""
+    """Install the carried wheels into `target` with pip, offline; unzip them only if this Python has no pip.
+
+    Wheels built for another Python (they are for the GPU machine's 3.12) are not installed: the
+    packages this Python already has are used instead, and the check records their versions.
+    """
     wheels = sorted(Path(src).glob("*.whl"))
     if not wheels:
         print(f"[gpu-check] no wheels in {src}: using the packages this Python already has")
         return 0
+    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+        print("[gpu-check] this Python has no pip: unpacking the wheels")
+        for w in wheels:
+            with zipfile.ZipFile(w) as z:
+                z.extractall(target)
+        return len(wheels)
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
            "--upgrade", "--target", str(target)] + [str(w) for w in wheels]
-    if subprocess.run(cmd).returncode == 0:
-        return len(wheels)
-    print("[gpu-check] pip could not install the wheels; unpacking them instead")
-    for w in wheels:
-        with zipfile.ZipFile(w) as z:
-            z.extractall(target)
+    if subprocess.run(cmd).returncode != 0:
+        print(f"[gpu-check] pip refused the wheels in {src} (built for Python {WHEEL_PYTHON}?): "
+              "using the packages this Python already has")
+        return 0
     return len(wheels)
 
 
