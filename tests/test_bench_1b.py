@@ -27,6 +27,7 @@ def test_tiny_bench_measures_every_phase_with_the_lessons_settings(tiny_bench):
         assert rec["tokens_per_s"] > 0 and rec["step_s"] > 0 and rec["peak_rss_mib"] > 0
         assert rec["peak_allocated_mib"] is None, "no CUDA allocator on the CPU"
     assert phases["qlora_train"]["seq_len"] == settings.qlora_seq_len
+    assert phases["qlora_train"]["lora_model_freed_before"], "the fp16 model must be gone before QLoRA's memory is read"
     assert result["model"].startswith("tiny") and result["versions"]["torch"]
 
 
