@@ -125,3 +125,14 @@ def test_the_setup_cell_installs_the_colab_extra_that_pyproject_declares(root):
     assert re.search(r"peft-course\[colab\] @ git\+", course.SETUP_CELL)
     assert colab_check.course_requirements(root)[-len(meta["optional-dependencies"]["colab"]):] == \
         meta["optional-dependencies"]["colab"]
+
+
+def test_every_lesson_carries_the_one_setup_cell(root):
+    """Edit utils/course.py SETUP_CELL, never a notebook's setup cell: `make release` writes it everywhere."""
+    url = getattr(course, "student_url", course.repository_url)(root)
+    for path in sorted(root.glob("solutions/*/*.ipynb")):
+        nb = json.loads(path.read_text())
+        setup = [c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "setup"]
+        assert len(setup) == 1, f"{path.name}: one setup cell (grade_id 'setup')"
+        assert "".join(setup[0]["source"]) == course.setup_cell_source(url), \
+            f"{path.name}: its setup cell differs from utils/course.py SETUP_CELL; run make release"
