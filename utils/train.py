@@ -77,12 +77,34 @@ def train(model, tokenizer, train_ds, args, eval_ds=None, peft_config=None) -> T
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, data_collator=prompts.Collator(tokenizer.pad_token_id),
                          peft_config=peft_config)
+    keep_adapter_in_fp32(trainer.model, args)
     with runtime.measure("training", verbose=False) as m:
         trainer.train()
     history = trainer.state.log_history
     return TrainResult(trainer=trainer, seconds=m.seconds, peak_bytes=m.peak_bytes, memory_kind=m.memory_kind,
                        train_loss=[(h["step"], h["loss"]) for h in history if "loss" in h],
                        eval_loss=[(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h])
+
+
+def keep_adapter_in_fp32(model, args) -> int:
+    """Undo trl's cast of a quantised model's adapter to bf16 unless training runs in bf16; return how many.
+
+    trl 1.16's SFTTrainer stores the LoRA weights of a 4-bit model in bf16 (the QLoRA paper's
+    choice). With fp16 mixed precision (a T4) the gradient scaler then fails on its first step
+    ("_amp_foreach_non_finite_check_and_unscale_cuda" not implemented for 'BFloat16', trl issue
+    #4901), and in fp32 (a CPU) the adapter would silently train in bf16. Seen on an H200 with
+    torch 2.11, trl 1.16.0, peft 0.21.2.
+    """
+    import torch
+
+    if args.bf16:
+        return 0
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.bfloat16:
+            param.data = param.data.float()
+            cast += 1
+    return cast
 
 
 def loss_figure(result: TrainResult, title: str):
