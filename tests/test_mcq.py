@@ -68,12 +68,15 @@ def test_split_report_counts_shortened_and_skipped(tiny):
     val = data.load_medmcqa("sample", "validation")
     ds, report = mcq.encode_mcq_split(tok, val, 320)
     assert report == {"examples": 10, "over_max_length": 0, "shortened": 0, "skipped_too_long": 0,
-                      "longest": max(ds["n_tokens"])}
+                      "skipped_empty": 0, "longest": max(ds["n_tokens"])}
     assert ds["cop"] == val["cop"] and set(ds.column_names) >= {"input_ids", "labels", "prompt_len", "subject_name"}
     tight = sorted(ds["n_tokens"])[-3] - 1              # three examples too long for it
     ds2, report2 = mcq.encode_mcq_split(tok, val, tight)
     assert report2["over_max_length"] == 3 == report2["shortened"] + report2["skipped_too_long"]
     assert report2["examples"] == 10 - report2["skipped_too_long"] and max(map(len, ds2["input_ids"])) <= tight
+    broken = val.map(lambda r, i: {"opc": "  " if i == 0 else r["opc"]}, with_indices=True)
+    ds3, report3 = mcq.encode_mcq_split(tok, broken, 320)
+    assert report3["skipped_empty"] == 1 and report3["examples"] == 9
 
 
 @pytest.mark.parametrize("which", ["tiny", "real"])

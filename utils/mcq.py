@@ -113,8 +113,9 @@ def encode_mcq_split(tokenizer, ds, max_length: int):
 
     Rows: input_ids, labels, prompt_len, cop, subject_name, n_tokens (the length before any
     shortening). The report counts the examples, how many exceeded max_length, how many had their
-    stem shortened and how many could not fit at all (skipped; their options alone are too long).
-    A split with hidden answers (cop = -1) is refused.
+    stem shortened, how many could not fit at all (skipped: their options alone are too long) and
+    how many had an empty question or option (skipped). A split with hidden answers (cop = -1) is
+    refused.
     """
     import datasets
 
@@ -122,9 +123,15 @@ def encode_mcq_split(tokenizer, ds, max_length: int):
 
     check_tokenizer(tokenizer)
     check_labels(ds["cop"])
-    rows, report = [], {"examples": 0, "over_max_length": 0, "shortened": 0, "skipped_too_long": 0, "longest": 0}
+    rows, report = [], {"examples": 0, "over_max_length": 0, "shortened": 0, "skipped_too_long": 0,
+                        "skipped_empty": 0, "longest": 0}
     for row in ds:
-        n_tokens = len(chat_ids(tokenizer, mcq_messages(row["question"], options_of(row), row["cop"])))
+        try:
+            messages = mcq_messages(row["question"], options_of(row), row["cop"])
+        except (TypeError, ValueError):           # an empty or missing question or option: nothing to learn
+            report["skipped_empty"] += 1
+            continue
+        n_tokens = len(chat_ids(tokenizer, messages))
         report["over_max_length"] += n_tokens > max_length
         try:
             example = encode_mcq(tokenizer, row, max_length)
