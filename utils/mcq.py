@@ -94,8 +94,9 @@ def encode_mcq(tokenizer, row: dict, max_length: int) -> dict:
     from utils.prompts import encode_chat_example, mcq_messages
 
     options, answer = options_of(row), answer_index(row["cop"])
-    question = str(row["question"]).strip()
-    example = encode_chat_example(tokenizer, mcq_messages(question, options, answer))
+    messages = mcq_messages(row["question"], options, answer)        # refuses an empty question or option
+    question = row["question"].strip()
+    example = encode_chat_example(tokenizer, messages)
     n_stem, shortened = len(tokenizer(question, add_special_tokens=False)["input_ids"]), False
     while len(example["input_ids"]) > max_length:        # a few rounds at most: each drops the excess
         n_stem -= len(example["input_ids"]) - max_length

@@ -220,10 +220,15 @@ def mcq_messages(question: str, options, answer: int | None = None) -> list[dict
         >>> mcq_messages("Which vitamin?", ["A", "K", "E", "D"], 3)[-1]["content"]
         'Answer: D. D'
     """
-    question = check_text(question, "question")
-    options = [check_text(o, "option") for o in options]
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"The question is empty or not text ({question!r}): there is nothing to answer.")
+    question, options = question.strip(), list(options)
     if len(options) != len(MCQ_LETTERS):
         raise ValueError(f"A question needs exactly {len(MCQ_LETTERS)} options, got {len(options)}.")
+    for letter, text in zip(MCQ_LETTERS, options):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"Option {letter} is empty or not text ({text!r}): every option needs its text.")
+    options = [o.strip() for o in options]
     listed = "\n".join(f"{letter}. {text}" for letter, text in zip(MCQ_LETTERS, options))
     messages = [{"role": "system", "content": MCQ_SYSTEM},
                 {"role": "user", "content": MCQ_INSTRUCTION.format(question=question, options=listed)}]
