@@ -124,8 +124,9 @@ def test_lesson07_qlora_on_gpu(dtype, tmp_path):
     fresh = prepare_model_for_kbit_training(fresh, use_gradient_checkpointing=False)
     reloaded = mcq.score_letters(PeftModel.from_pretrained(fresh, tmp_path / "adapter"), tok, mcq.prompts_of(eval_ds))
     assert reloaded.argmax(-1).tolist() == after.argmax(-1).tolist()
-    # bf16 keeps 8 mantissa bits: two code paths (trained model, fresh base + loaded adapter) differ by ~1e-2
-    torch.testing.assert_close(reloaded, after, atol=2e-2 if dtype == torch.bfloat16 else 1e-3, rtol=0)
+    # two code paths (trained model; fresh base + loaded adapter) round differently: ~1e-2 in bf16 (8 mantissa
+    # bits), ~1e-3 in fp16 (10 bits; measured 0.0011 on an H200)
+    torch.testing.assert_close(reloaded, after, atol=2e-2 if dtype == torch.bfloat16 else 5e-3, rtol=0)
 
 
 def prompts_batch(ds, tok, n=4):
