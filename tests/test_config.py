@@ -123,8 +123,21 @@ def test_hub_errors_become_instructions(monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     gated = runtime.explain_hub_error(GatedRepoError("Access to model is restricted", response=response(403)),
-                                      "meta-llama/Llama-3.2-1B-Instruct")
+                                      "meta-llama/Llama-3.2-1B-Instruct", mirror_id=config.LLAMA_MIRROR_ID)
     assert gated.kind == "gated" and "gated" in str(gated) and "HF_TOKEN" in str(gated) and "unsloth/Llama-3.2-1B-Instruct" in str(gated)
     missing = runtime.explain_hub_error(RepositoryNotFoundError("Repository Not Found", response=response(404)),
                                         "nobody/nothing")
     assert missing.kind == "missing" and "not found" in str(missing)
+
+
+def test_runtime_does_not_import_the_configuration():
+    """config -> runtime only: config is data (and its banner reads the device); no import cycle."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(runtime.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {f"utils.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "utils"
+                 for a in n.names}
+    assert "utils.config" not in imported, "utils.runtime imports utils.config: the cycle is back"

@@ -176,7 +176,7 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all get one message
         if Path(path).exists() or model_id == TINY_MODEL_ID:
             raise
-        error = runtime.explain_hub_error(exc, model_id)
+        error = runtime.explain_hub_error(exc, model_id, mirror_id=fallback_model_id or LLAMA_MIRROR_ID)
         if fallback_model_id and error.kind == "gated":
             print(f"{error}\nFalling back to {fallback_model_id}.")
             return load_model_and_tokenizer(fallback_model_id, dtype=dtype, quantization_config=quantization_config,

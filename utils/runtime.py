@@ -181,18 +181,20 @@ class HubAccessError(RuntimeError):
         self.kind = kind
 
 
-def explain_hub_error(exc: BaseException, repo_id: str) -> HubAccessError:
-    """Turn a hub failure into one sentence that tells a student what to do."""
-    from utils.config import LLAMA_MIRROR_ID
+def explain_hub_error(exc: BaseException, repo_id: str, mirror_id: str | None = None) -> HubAccessError:
+    """Turn a hub failure into one sentence that tells a student what to do.
 
+    `mirror_id`: an ungated copy to suggest when `repo_id` is gated (the caller knows it; runtime
+    does not import the course's configuration, which imports runtime).
+    """
     name = type(exc).__name__
     text = str(exc)
     if name == "GatedRepoError" or "gated" in text.lower() or "403" in text:
         how = ("set HF_TOKEN (Colab: key icon > Secrets > HF_TOKEN, and allow notebook access)"
                if hf_token() is None else "your HF_TOKEN does not grant access yet")
-        return HubAccessError(
-            f"{repo_id} is a gated model: accept its licence on its Hugging Face page and {how}; "
-            f"or use the ungated mirror {LLAMA_MIRROR_ID} (same weights, no licence gate).", kind="gated")
+        mirror = f"; or use the ungated mirror {mirror_id} (same weights, no licence gate)" if mirror_id else ""
+        return HubAccessError(f"{repo_id} is a gated model: accept its licence on its Hugging Face page and {how}{mirror}.",
+                              kind="gated")
     if "offline" in text.lower() or name in {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
         return HubAccessError(
             f"{repo_id} is not in the local cache and the Hub is unreachable (offline mode). "
