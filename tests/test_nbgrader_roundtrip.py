@@ -103,9 +103,12 @@ def lesson_run(tmp_path_factory):
     return run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
-    """Lesson 01 as every kind of student submits it, graded in one batch with a short cell timeout."""
+    """Lesson 01 as every kind of student submits it, graded in one batch with a short cell timeout.
+
+    Session-scoped: under xdist the scenario tests interleave with other tests of this module on
+    their worker, and a module-scoped fixture was torn down and graded again (110 s each time)."""
     root = tmp_path_factory.mktemp("course-scenarios")
     _release(root, [SPECIMEN], cell_timeout=CELL_TIMEOUT)
     nb = f"{SPECIMEN}.ipynb"
