@@ -143,11 +143,36 @@ def bench_scoring_vs_generation(model_id: str | None = None, max_steps: int = 60
             "accuracy_scoring": round(sum(p == y for p, y in zip(pred_score, test_ds["sentiment"])) / n, 3)}
 
 
+def bench_lessons(names: list[str] | None = None) -> dict:
+    """Wall time of every solution notebook executed end to end in the smoke profile (a fresh copy each).
+
+    The issue budgets: lesson 04 <= 90 s, 05 + 06 <= 3 min, 07 <= 2 min on 2 cores. Lesson 06's
+    time is its whole rank sweep (nothing resumed: the copy starts without outputs/).
+    """
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[1]
+    out = {}
+    for path in sorted(root.glob("solutions/*/*.ipynb")):
+        if names and path.parent.name not in names:
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            shutil.copy(path, work)
+            nb = nbformat.read(Path(work) / path.name, as_version=4)
+            start = time.perf_counter()
+            NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": work}}).execute()
+            out[f"lesson_{path.parent.name}_smoke_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
 def main() -> None:
     from utils import runtime
 
     results = {"versions": runtime.package_versions(), "device": runtime.describe_device(runtime.get_device())}
-    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts, bench_scoring_vs_generation):
+    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts, bench_scoring_vs_generation, bench_lessons):
         results.update(fn())
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
