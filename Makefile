@@ -33,11 +33,11 @@ lab: setup
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) exercises
 
 # Unit tests, every solution notebook executed with nbmake, the nbgrader round trip, quiz keys, API drift,
-# in one pytest session on JOBS workers (pytest-xdist; a lesson's round trip stays on one worker). Each
+# in one pytest session on JOBS workers (pytest-xdist, loadscope: a lesson's round trip stays on one worker). Each
 # worker and notebook kernel uses one thread: the tiny model gains nothing from two, the other job does.
 JOBS ?= 2
 test: setup
-	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not gpu" \
+	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -m "not gpu" \
 		--nbmake --nbmake-timeout=600 tests solutions
 
 # Needs a CUDA GPU: bitsandbytes 4-bit on CUDA, fp16/bf16 paths.
