@@ -136,3 +136,15 @@ def test_every_lesson_carries_the_one_setup_cell(root):
         assert len(setup) == 1, f"{path.name}: one setup cell (grade_id 'setup')"
         assert "".join(setup[0]["source"]) == course.setup_cell_source(url), \
             f"{path.name}: its setup cell differs from utils/course.py SETUP_CELL; run make release"
+
+
+def test_a_post_release_or_local_label_is_not_a_change():
+    """certifi's module says 2026.10.19 while its distribution is 2026.10.19.post1: no restart for that."""
+    import types
+
+    mods = {"certifi": types.SimpleNamespace(__version__="2026.10.19"), "torch": types.SimpleNamespace(__version__="2.11.0+cu128")}
+    mapping = {"certifi": ["certifi"], "torch": ["torch"]}
+    versions = {"certifi": "2026.10.19.post1", "torch": "2.11.0"}
+    assert setup_check.stale_modules(mods, mapping, version_of=versions.__getitem__) == []
+    versions["certifi"] = "2026.11.1"
+    assert setup_check.stale_modules(mods, mapping, version_of=versions.__getitem__)[0][:2] == ("certifi", "certifi")

@@ -27,8 +27,14 @@ import sys
 
 
 def _base(version: str) -> str:
-    """'2.11.0+cu128' -> '2.11.0': a local build label is not a different release."""
-    return re.split(r"[+ ]", str(version).strip(), maxsplit=1)[0]
+    """The release numbers only: '2.11.0+cu128' -> '2.11.0', '2026.10.19.post1' -> '2026.10.19'.
+
+    A module's ``__version__`` often omits a local label or a post-release suffix that its
+    distribution carries (certifi 2026.10.19 is distribution 2026.10.19.post1); comparing those
+    would ask for a restart that can never help.
+    """
+    match = re.match(r"\d+(?:\.\d+)*", str(version).strip())
+    return match.group(0) if match else str(version).strip()
 
 
 def stale_modules(modules=None, mapping=None, version_of=md.version) -> list[tuple[str, str, str, str]]:
