@@ -31,7 +31,6 @@ def test_a_quantised_models_adapter_trains_in_fp32_unless_bf16(tiny, tmp_path):
 
     from utils import models, prompts
 
-    _, tok = tiny
     model, tok = models.load_model_and_tokenizer(models.TINY_MODEL_ID, dtype=torch.float32, device="cpu",
                                                  quantization_config=BitsAndBytesConfig(
                                                      load_in_4bit=True, bnb_4bit_quant_type="nf4",
