@@ -160,6 +160,38 @@ def test_render_is_plain_text():
     assert text.index("Practice questions") < text.index("q1.") < text.index("Graded questions") < text.index("q7.")
 
 
+def test_show_prints_text_outside_a_kernel(capsys):
+    quiz.show("01", interactive=False)
+    assert capsys.readouterr().out.strip() == quiz.render("01")
+
+
+def test_show_draws_each_question_once_with_the_text_as_fallback(capsys):
+    """One output: widgets for a frontend that renders them, render()'s text for one that cannot."""
+    import ipywidgets as widgets
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as shown:
+        quiz.show("01", interactive=True)
+    assert shown.stdout == "" and len(shown.outputs) == 1, "the questions are shown once, not printed and drawn"
+    data = shown.outputs[0].data
+    assert data["text/plain"] == quiz.render("01")
+    box = widgets.widget._instances[data["application/vnd.jupyter.widget-view+json"]["model_id"]]
+
+    def walk(w):
+        yield w
+        for child in getattr(w, "children", ()):
+            yield from walk(child)
+
+    parts = list(walk(box))
+    labels = " ".join(w.value for w in parts if isinstance(w, widgets.HTML))
+    radios = [w for w in parts if isinstance(w, widgets.RadioButtons)]
+    ids = [q["id"] for q in quiz.load_bank("01")["questions"]]
+    assert len(radios) == len(ids) and all(r.description == "" for r in radios), "one label per question"
+    assert all(labels.count(f"<b>{qid}.</b>") == 1 for qid in ids)
+
+
 def test_build_refuses_a_key_that_is_not_an_option(tmp_path):
     (tmp_path / "09_x.yaml").write_text(yaml.safe_dump({"lesson": "09_x", "questions": [
         {"id": "q1", "question": "?", "options": {"a": "1", "b": "2"}, "answer": "c", "explain": {"a": "x", "b": "y"}}]}))

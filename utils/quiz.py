@@ -236,33 +236,47 @@ def render(lesson: str) -> str:
 
 
 def show(lesson: str, interactive: bool | None = None) -> None:
-    """Print the quiz; in Jupyter or Colab with ipywidgets, also offer clickable options per question."""
-    print(render(lesson))
+    """Show the quiz once: clickable options where widgets can render, the plain text otherwise.
+
+    Outside a kernel (or without ipywidgets) it prints :func:`render`. In Jupyter or Colab it
+    displays one output holding both the widgets and :func:`render`'s text as their fallback: a
+    frontend that renders widgets (JupyterLab, Colab) shows the options to click, one that cannot
+    (nbconvert, a notebook viewer, a terminal client) shows the text.
+    """
     if interactive is None:
         interactive = "ipykernel" in sys.modules
-    if not interactive:
-        return
     try:
+        if not interactive:
+            raise ImportError
         import ipywidgets as widgets
         from IPython.display import display
     except ImportError:
+        print(render(lesson))
         return
     bank = load_bank(lesson)
     rows = []
-    for q in bank["questions"]:
-        pick = widgets.RadioButtons(options=[(f"{k}) {v}", k) for k, v in q["options"].items()], value=None,
-                                    description=q["id"], layout=widgets.Layout(width="auto"))
-        out = widgets.Output()
+    for graded, title in ((False, "Practice questions: clicking an option answers back at once."),
+                          (True, "Graded questions: no answer here; put your letters in QUIZ_ANSWERS, "
+                                 "your feedback explains them after grading.")):
+        group = [q for q in bank["questions"] if bool(q.get("graded")) == graded]
+        if group:
+            rows.append(widgets.HTML(f"<b>{title}</b>"))
+        for q in group:
+            pick = widgets.RadioButtons(options=[(f"{k}) {v}", k) for k, v in q["options"].items()], value=None,
+                                        layout=widgets.Layout(width="auto"))
+            out = widgets.Output()
 
-        def on_change(change, qid=q["id"], out=out):
-            out.clear_output()
-            with out:
-                print(_verdict(bank, qid, change["new"])[1])
+            def on_change(change, qid=q["id"], out=out):
+                out.clear_output()
+                with out:
+                    print(_verdict(bank, qid, change["new"])[1])
 
-        pick.observe(on_change, names="value")
-        tag = " <i>(graded)</i>" if q.get("graded") else ""
-        rows.append(widgets.VBox([widgets.HTML(f"<b>{q['id']}.</b>{tag} {q['text']}"), pick, out]))
-    display(widgets.VBox(rows))
+            pick.observe(on_change, names="value")
+            rows.append(widgets.VBox([widgets.HTML(f"<b>{q['id']}.</b> {q['text']}"), pick, out]))
+    box = widgets.VBox([widgets.HTML(f"<b>Quiz, lesson {bank['lesson']}</b>: one letter per question.")] + rows)
+    display({"text/plain": render(lesson),
+             "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                           "model_id": box.model_id}}, raw=True)
 
 
 # --- building the student banks (instructor) ------------------------------------------------------
