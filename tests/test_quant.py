@@ -222,3 +222,34 @@ def test_quantized_linear_params_of_llama32_1b():
     n = quant.quantized_linear_params(meta)
     assert n == 16 * (2048 * 2048 * 2 + 2048 * 512 * 2 + 3 * 2048 * 8192) == 973_078_528
     assert sum(p.numel() for p in meta.parameters()) - n == 128256 * 2048 + (2 * 16 + 1) * 2048   # embedding + norms
+
+
+# The largest magnitude is negative: absmax is max |x|, not max x (issue 21). With max x every
+# constant below would be wrong and the negative extreme would clip or overflow int8.
+def test_per_tensor_absmax_uses_the_magnitude_of_a_negative_extreme():
+    q, c = quant.absmax_quantize(torch.tensor([0.5, -2.0, 1.0, 0.25]))
+    assert c == 127.0 / 2.0                                   # max |x| = 2.0, though max x = 1.0
+    assert q.tolist() == [32, -127, 64, 16]                   # 31.75, -127, 63.5 (half to even), 15.875
+    assert quant.absmax_dequantize(q, c)[1].item() == -2.0
+
+
+def test_blockwise_absmax_uses_each_blocks_magnitude():
+    x = torch.tensor([[0.5, -2.0], [-4.0, 1.0], [3.0, -1.0]])   # blocks of 2: negative, negative, positive extreme
+    q, c = quant.blockwise_absmax_quantize(x, blocksize=2)
+    torch.testing.assert_close(c, torch.tensor([63.5, 31.75, 127.0 / 3.0]))   # float32 constants
+    assert q.tolist() == [[32, -127], [-127, 32], [127, -42]]
+    restored = quant.blockwise_absmax_dequantize(q, c, 2)
+    assert restored[0, 1].item() == -2.0 and restored[1, 0].item() == -4.0   # the negative extremes come back exactly
+
+
+def test_nf4_absmax_uses_the_magnitude_of_a_negative_extreme():
+    import bitsandbytes.functional as F
+
+    x = torch.linspace(-0.5, 0.5, 128).reshape(2, 64)
+    x[0, 10], x[1, 3] = -2.0, -3.0                            # each block's extreme is negative
+    packed, absmax = quant.nf4_quantize(x, blocksize=64)
+    assert absmax.tolist() == [2.0, 3.0]
+    restored = quant.nf4_dequantize(packed, absmax, x.shape)
+    assert restored[0, 10].item() == -2.0 and restored[1, 3].item() == -3.0   # level -1 times absmax
+    ref_packed, state = F.quantize_4bit(x, quant_type="nf4", blocksize=64)
+    assert torch.equal(packed, ref_packed.reshape(-1)) and torch.equal(absmax, state.absmax)
