@@ -104,6 +104,9 @@ def adapter_params(config, bottleneck: int = 64) -> int:
 BYTES_PER_PARAM = {
     "full fp32 + AdamW": {"weights": 4, "gradients": 4, "optimizer": 8},                 # m and v in fp32
     "full bf16 mixed + AdamW": {"weights": 2 + 4, "gradients": 2, "optimizer": 8},       # bf16 copy + fp32 master
+    # bitsandbytes' 8-bit AdamW (adamw_8bit, paged_adamw_8bit): m and v in 8 bit, plus one fp32 absmax
+    # each per block of 256 values. It keeps tensors under 4,096 elements (min_8bit_size) in fp32.
+    "fp32 + 8-bit AdamW": {"weights": 4, "gradients": 4, "optimizer": 2 + 2 * 4 / 256},
 }
 
 
@@ -112,8 +115,11 @@ def training_memory(total: int, trainable: int, frozen_bytes: float = 2.0,
     """Bytes for weights, gradients and optimizer states when `trainable` of `total` params train.
 
     Frozen parameters cost only `frozen_bytes` each (2 for bf16, ~0.52 for NF4 + double quant);
-    trainable ones cost the recipe's bytes (16 for fp32 AdamW). Activations are not included.
+    trainable ones cost the recipe's bytes (16 for fp32 AdamW, about 10 with 8-bit AdamW).
+    Activations are not included.
     """
+    if trainable_recipe not in BYTES_PER_PARAM:
+        raise ValueError(f"Unknown training recipe {trainable_recipe!r}: use one of {sorted(BYTES_PER_PARAM)}.")
     recipe = BYTES_PER_PARAM[trainable_recipe]
     frozen = total - trainable
     return {"weights": frozen * frozen_bytes + trainable * recipe["weights"],

@@ -11,6 +11,8 @@ ones for tests and scripts, and measure what a run actually holds.
   constants, which ``model.get_memory_footprint()`` leaves out.
 - ``logical_params``: parameters counted as the model defines them (a 4-bit weight of shape
   (out, in) counts out x in, though it is stored as out x in / 2 bytes).
+- ``estimate``: lesson 01's arithmetic for a LoRA / QLoRA run, knowing the optimizer (fp32 or
+  8-bit AdamW).
 - ``optimizer_state_bytes``: the optimizer's moments as stored (8-bit AdamW keeps small tensors,
   below 4,096 elements, in 32 bit: detected by measuring, not assumed).
 
@@ -90,11 +92,15 @@ def trainable_bytes(model) -> tuple[int, int]:
 
 
 def optimizer_state_bytes(optimizer) -> int:
-    """Bytes of every tensor the optimizer keeps per parameter (AdamW's two moments, 8-bit constants...)."""
-    n = 0
+    """Bytes of every tensor the optimizer keeps per parameter (AdamW's two moments, 8-bit constants...).
+
+    A tensor shared by several parameters (bitsandbytes' 8-bit quantisation maps) counts once.
+    """
+    n, seen = 0, set()
     for state in optimizer.state.values():
         for value in state.values():
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, torch.Tensor) and value.data_ptr() not in seen:
+                seen.add(value.data_ptr())
                 n += value.nelement() * value.element_size()
     return n
 
@@ -110,21 +116,37 @@ def measured(model, result) -> dict:
             "peak_kind": result.memory_kind}
 
 
-def estimate(total: int, in_4bit: int, trainable: int, quantized: bool, frozen_16bit_bytes: float = 2.0) -> dict:
-    """Lesson 01's estimate (``lora.training_memory``, fp32 AdamW, no activations) for a LoRA run, in bytes.
+# trl / transformers optimizer names -> the bytes each trainable parameter costs (lora.BYTES_PER_PARAM)
+OPTIMIZER_RECIPES = {"adamw_torch": "full fp32 + AdamW", "adamw_torch_fused": "full fp32 + AdamW",
+                     "adamw_8bit": "fp32 + 8-bit AdamW", "paged_adamw_8bit": "fp32 + 8-bit AdamW"}
+
+
+def estimate(total: int, in_4bit: int, trainable: int, quantized: bool, frozen_16bit_bytes: float = 2.0,
+             optimizer: str = "adamw_torch") -> dict:
+    """Lesson 01's estimate (``lora.training_memory``, no activations) for a LoRA run, in bytes.
 
     Frozen weights cost 2 bytes each in 16 bit; with QLoRA the `in_4bit` ones cost NF4 with double
-    quantisation (4.127 bits) and the rest (embedding, norms) stay in 16 bit.
+    quantisation (4.127 bits) and the rest (embedding, norms) stay in 16 bit. The fp32 adapter
+    costs 4 bytes of weight and 4 of gradient per parameter, and its optimizer state what
+    `optimizer` (the name given to ``SFTConfig(optim=...)``) keeps: 8 bytes for fp32 AdamW, about
+    2 for bitsandbytes' 8-bit AdamW (which keeps tensors under 4,096 elements in fp32: on a tiny
+    model the measurement lies above this estimate).
+
+    Example:
+        >>> estimate(1000, 0, 100, quantized=False, optimizer="paged_adamw_8bit")["optimizer"]
+        203.125
     """
     from utils import lora, quant
 
+    if optimizer not in OPTIMIZER_RECIPES:
+        raise ValueError(f"No memory recipe for the optimizer {optimizer!r}: use one of {sorted(OPTIMIZER_RECIPES)}.")
     frozen = total - trainable
     if quantized:
         per_frozen = (in_4bit * quant.bits_per_param(64, double_quant=True) / 8
                       + (frozen - in_4bit) * frozen_16bit_bytes) / frozen
     else:
         per_frozen = frozen_16bit_bytes
-    return lora.training_memory(total, trainable, frozen_bytes=per_frozen)
+    return lora.training_memory(total, trainable, frozen_bytes=per_frozen, trainable_recipe=OPTIMIZER_RECIPES[optimizer])
 
 
 def free_memory() -> None:
