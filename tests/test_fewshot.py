@@ -74,3 +74,63 @@ def test_tfidf_baseline_learns_the_sample():
     accuracy = (model.predict(splits["test"]["sentence"]) == splits["test"]["sentiment"]).mean()
     majority = Counter(splits["test"]["sentiment"]).most_common(1)[0][1] / len(splits["test"])
     assert accuracy > majority + 0.2
+
+
+def test_select_k_chooses_on_validation_only():
+    import pandas as pd
+
+    runs = pd.DataFrame({"k": [0, 1, 1, 2, 2], "draw": [0, 0, 1, 0, 1], "macro_f1": [0.30, 0.50, 0.10, 0.35, 0.35],
+                         "split": "validation"})
+    assert fewshot.select_k(runs) == 2                    # means: 0.30, 0.30, 0.35 (not the best single draw)
+    tie = runs.assign(macro_f1=[0.4, 0.4, 0.4, 0.4, 0.4])
+    assert fewshot.select_k(tie) == 0, "a tie goes to the cheaper prompt"
+    with pytest.raises(ValueError, match="validation split only"):
+        fewshot.select_k(runs.assign(split="test"))
+    with pytest.raises(ValueError, match="validation split only"):
+        fewshot.select_k(pd.concat([runs, runs.assign(split="test")]))
+    with pytest.raises(ValueError, match="say nothing about their split"):
+        fewshot.select_k(runs.drop(columns="split"))
+
+
+def test_lesson04_shortfall_names_what_the_saved_adapter_missed():
+    rows = {"majority class": {"accuracy": 0.475}, "untrained model (label scoring)": {"accuracy": 0.30},
+            "LoRA (label scoring)": {"accuracy": 0.475}}
+    note = fewshot.lesson04_shortfall(rows)
+    assert note.startswith("did NOT pass its learning check") and "majority class 0.475" in note
+    assert fewshot.lesson04_shortfall({**rows, "LoRA (label scoring)": {"accuracy": 0.80}}) == ""
+
+
+def _code_cells(lesson):
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "solutions" / lesson / f"{lesson}.ipynb").read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_lesson05_chooses_k_on_validation_and_scores_test_once():
+    """Issue 21 item 1: nothing in lesson 05 is selected on the test split.
+
+    k is chosen once, by fewshot.select_k (which refuses runs not scored on validation); before
+    that cell, nothing reads the test split but its sentences (kept out of every prompt); no cell
+    picks a maximum of a table by hand."""
+    import re
+
+    cells = _code_cells("05_few_shot")
+    code = "\n".join(cells)
+    assert len(re.findall(r"\bbest_k\s*=(?!=)", code)) == 1, "best_k is assigned once"
+    chooser = [i for i, src in enumerate(cells) if re.search(r"\bbest_k\s*=\s*fewshot\.select_k\(", src)]
+    assert len(chooser) == 1, "best_k comes from fewshot.select_k"
+    argument = re.search(r"fewshot\.select_k\(([^)]*)\)", cells[chooser[0]]).group(1)
+    assert "test" not in argument, f"k is chosen on validation runs, not on {argument!r}"
+    assert not re.search(r"\.(idxmax|idxmin|nlargest|nsmallest|sort_values)\(|\bargmax\(|\bmax\(\s*per_k", code), \
+        "choose with fewshot.select_k on validation runs, not by hand"
+    for src in cells[:chooser[0]]:
+        for m in re.finditer(r"splits\[[\"']test[\"']\](.{0,12})", src):
+            assert m.group(1).startswith('["sentence"]'), f"before k is chosen only the test sentences may be read: {src[:80]!r}"
+        assert not re.search(r"\b(y_test|test_rows|test_sentences)\b", src), f"the test split is used before k is chosen: {src[:80]!r}"
+        for call in re.findall(r"evaluate_few_shot\(([^\n]*)", src):
+            assert "split=\"validation\"" in call and "val_sentences" in call, call
+    after = "\n".join(cells[chooser[0]:])
+    assert re.search(r"evaluate_few_shot\([^\n]*test_sentences[^\n]*best_k|draw_examples\([^\n]*best_k", after), \
+        "the test split is scored for the chosen k"

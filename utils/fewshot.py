@@ -9,6 +9,9 @@
   that is also being evaluated) and the token-id prompts that ``evaluation.score_candidates`` and
   ``evaluation.generate`` take.
 - ``evaluate_few_shot``: one (k, draw) evaluated both ways, with prompt length and time.
+- ``select_k``: the best k by mean score over draws, on validation runs only (test is
+  scored once, for the chosen k).
+- ``lesson04_shortfall``: whether lesson 04's saved adapter cleared its learning check's bar.
 - ``tfidf_baseline``: TF-IDF word 1-2-grams + char_wb 2-5-grams with logistic regression
   (scikit-learn), the baseline every LLM result should be put beside.
 
@@ -106,11 +109,12 @@ def few_shot_prompts(tokenizer, sentences, examples, labels=LABELS) -> list[list
 
 
 def evaluate_few_shot(model, tokenizer, sentences, y_true, examples, labels=LABELS, batch_size: int = 16,
-                      max_new_tokens: int = 8) -> dict:
+                      max_new_tokens: int = 8, split: str | None = None) -> dict:
     """Evaluate one set of examples by label scoring and by generation; metrics, prompt length and time (lesson 05).
 
-    Returns a flat dict: k, prompt_tokens (mean), seconds_scoring, seconds_generation, and
-    accuracy / macro_f1 for both methods, plus generation's unparseable rate and first reply.
+    Returns a flat dict: k, split (the name given: ``select_k`` accepts only "validation"),
+    prompt_tokens (mean), seconds_scoring, seconds_generation, and accuracy / macro_f1 for both
+    methods, plus generation's unparseable rate and first reply.
     """
     from utils import evaluation
 
@@ -123,11 +127,56 @@ def evaluate_few_shot(model, tokenizer, sentences, y_true, examples, labels=LABE
     end = time.perf_counter()
     by_scoring = evaluation.classification_metrics(y_true, scored, labels)
     by_generation = evaluation.classification_metrics(y_true, [evaluation.parse_label(r, labels) for r in replies], labels)
-    return {"k": len(examples), "prompt_tokens": sum(map(len, ids)) / len(ids),
+    return {"k": len(examples), "split": split, "prompt_tokens": sum(map(len, ids)) / len(ids),
             "seconds_scoring": mid - start, "seconds_generation": end - mid,
             "accuracy": by_scoring["accuracy"], "macro_f1": by_scoring["macro_f1"],
             "gen_accuracy": by_generation["accuracy"], "gen_macro_f1": by_generation["macro_f1"],
             "unparseable_rate": by_generation["unparseable_rate"], "first_reply": replies[0] if replies else ""}
+
+
+def select_k(runs, metric: str = "macro_f1") -> int:
+    """The k whose mean `metric` over draws is highest, chosen on VALIDATION runs only (lesson 05).
+
+    `runs` holds one row per (k, draw) as ``evaluate_few_shot`` returns it, with a ``split``
+    column. A run scored on any other split is refused: choosing k on the test sentences and then
+    reporting their score for that k measures the choice, not the prompt. Ties go to the smaller k
+    (the cheaper prompt).
+
+    Example:
+        >>> import pandas as pd
+        >>> select_k(pd.DataFrame({"k": [0, 2, 2], "split": "validation", "macro_f1": [0.2, 0.3, 0.5]}))
+        2
+    """
+    if "split" not in runs.columns:
+        raise ValueError("The runs say nothing about their split: evaluate on validation and add split='validation'.")
+    splits = sorted(set(runs["split"]))
+    if splits != ["validation"]:
+        raise ValueError(f"select_k chooses on the validation split only, and these runs come from {splits}: "
+                         "evaluate every k on validation, choose there, then score the chosen k on test once.")
+    means = runs.groupby("k")[metric].mean()
+    return int(means[means == means.max()].index.min())
+
+
+# Lesson 04's learning check asks the adapter's label-scoring accuracy to beat the untrained model
+# by 0.1 and the majority class by 0.05; lesson 05 reads the saved rows against the same bar.
+LESSON04_MARGINS = {"untrained model (label scoring)": 0.1, "majority class": 0.05}
+
+
+def lesson04_shortfall(rows: dict) -> str:
+    """Empty if lesson 04's saved LoRA row clears its learning check's bar, else one sentence saying what it missed (lesson 05).
+
+    `rows` are the rows lesson 04 saved (``results.load("04_lora_sentiment", profile)["rows"]``).
+
+    Example:
+        >>> lesson04_shortfall({"LoRA (label scoring)": {"accuracy": 0.5}, "majority class": {"accuracy": 0.5},
+        ...                     "untrained model (label scoring)": {"accuracy": 0.3}})
+        'did NOT pass its learning check: accuracy 0.500, majority class 0.500 (needs +0.05)'
+    """
+    lora_acc = rows["LoRA (label scoring)"]["accuracy"]
+    missed = [f"{name.split(' (')[0]} {rows[name]['accuracy']:.3f} (needs +{margin:g})"
+              for name, margin in LESSON04_MARGINS.items()
+              if name in rows and not lora_acc > rows[name]["accuracy"] + margin]
+    return f"did NOT pass its learning check: accuracy {lora_acc:.3f}, " + ", ".join(missed) if missed else ""
 
 
 def tfidf_baseline(seed: int = 0):
