@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Tests and grading never touch the network and never train a real model.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_PROFILE=smoke
 
-.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check
+.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check demo test-browser
 
 # A Linux laptop without an NVIDIA GPU: `make setup TORCH=cpu` takes torch from PyTorch's CPU wheel
 # index (a 183 MiB wheel) instead of PyPI, whose torch 2.13.0 is the CUDA build plus NVIDIA libraries
@@ -39,6 +39,11 @@ JOBS ?= 2
 test: setup
 	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -m "not gpu" \
 		--nbmake --nbmake-timeout=600 tests solutions
+
+# The demo app (utils.demo, Gradio) on http://127.0.0.1:7860: smoke adapters trained on the tiny model unless
+# DEMO_ARGS names lesson folders, e.g. DEMO_ARGS="--sentiment solutions/04_lora_sentiment/outputs/04_adapter".
+demo: setup
+	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m utils.demo $(DEMO_ARGS)
 
 # Needs a CUDA GPU: bitsandbytes 4-bit on CUDA, fp16/bf16 paths.
 test-gpu: setup
