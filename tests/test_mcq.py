@@ -151,8 +151,8 @@ def test_exercises_have_the_names_and_signatures_of_their_references(root, name)
 def test_the_lesson_uses_the_qlora_recipe(root):
     _, code = _notebook_functions(root)
     for piece in ('bnb_4bit_quant_type="nf4"', "bnb_4bit_use_double_quant=True", "use_rslora=True",
-                  "lora_dropout=0.0", 'optim="paged_adamw_8bit"', "prepare_model_for_kbit_training",
-                  "gradient_checkpointing=True"):
+                  "lora_dropout=0.0", '"paged_adamw_8bit"', "optim=optim", "prepare_model_for_kbit_training",
+                  "gradient_checkpointing=True", "activation_checkpointing_enable("):
         assert piece in code, piece
     cfg = qlora.lora_config()
     assert (cfg.r, cfg.lora_alpha, cfg.lora_dropout, cfg.use_rslora) == (16, 16, 0.0, True)
@@ -174,8 +174,8 @@ def _qlora_and_twin():
     for name, module in m4.named_modules():
         if isinstance(module, bnb.nn.Linear4bit):
             ref_modules[name].weight.data.copy_(bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state))
-    m4 = prepare_model_for_kbit_training(m4, use_gradient_checkpointing=True,
-                                         gradient_checkpointing_kwargs={"use_reentrant": False})
+    m4 = prepare_model_for_kbit_training(m4, use_gradient_checkpointing=False)      # as lesson 07 does it
+    m4.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     p4, pref = get_peft_model(m4, qlora.lora_config()), get_peft_model(ref, copy.deepcopy(qlora.lora_config()))
     torch.manual_seed(0)
     ref_params = dict(pref.named_parameters())

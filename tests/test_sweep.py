@@ -155,3 +155,27 @@ def test_other_settings_are_not_reused_and_a_torn_line_is_dropped(tmp_path, caps
         f.write("LoRA,16,0,143")                             # killed while writing
     assert len(sweep.read_runs(path)) == 4 and path.read_text().endswith("\n")
     assert "unfinished last line" in capsys.readouterr().out
+
+
+def test_rslora_is_planned_only_where_it_differs_from_lora():
+    """At r = 1 alpha / sqrt(r) = alpha / r: an rsLoRA run there is the LoRA run again (issue 21 item 2)."""
+    assert lora.lora_scaling(32, 1) == lora.lora_scaling(32, 1, use_rslora=True)
+    for ranks in ((1, 16), (1, 4, 16, 64), (1, 2, 4, 8, 16, 32, 64, 128), (2,)):
+        plan = sweep.sweep_plan(ranks, 2)
+        rs = [p["r"] for p in plan if p["variant"] == "rsLoRA"]
+        assert rs and 1 not in rs and all(lora.lora_scaling(32, r) != lora.lora_scaling(32, r, True) for r in rs)
+        assert len(plan) == 2 * len(ranks) + len(rs)
+    assert sweep.rslora_ranks((1, 4, 16, 64)) == [16, 64] and sweep.rslora_ranks((1,)) == []
+    with pytest.raises(ValueError, match="r = 1 is the LoRA run again"):
+        sweep.sweep_plan((1, 16), 2, rslora_at=[1, 16])
+    with pytest.raises(ValueError, match="positive integer"):
+        sweep.sweep_plan((1, 16), 0)
+
+
+def test_lesson06_plans_its_sweep_with_sweep_plan():
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "solutions/06_rank_sweep/06_rank_sweep.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "sweep.sweep_plan(" in code and "[-2:]" not in code, "lesson 06 must plan rsLoRA with sweep.sweep_plan (r > 1)"

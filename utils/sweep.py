@@ -10,6 +10,8 @@
   and starts as a no-op. ``fresh_adapter`` does all three.
 - **Resumable.** ``run_sweep`` appends one CSV row per finished (variant, r, seed) run and, when
   started again, skips the runs already in the file (with the same settings) and says so.
+- ``sweep_plan``: every rank x seed, plus rsLoRA only where it differs from LoRA (r > 1,
+  ``rslora_ranks``).
 - ``sweep_summary`` / ``sweep_figure``: mean and spread over seeds, against rank and against
   trainable parameters.
 
@@ -182,6 +184,36 @@ def append_run(path, row: dict) -> None:
             writer.writeheader()
         writer.writerow(row)
         f.flush()
+
+
+def rslora_ranks(ranks, n: int = 2) -> list[int]:
+    """The largest `n` ranks above 1: where rsLoRA's alpha / sqrt(r) differs from LoRA's alpha / r (lesson 06).
+
+    At r = 1, sqrt(r) = r, so an "rsLoRA" run at r = 1 is the LoRA run again (same config, same
+    seed, same numbers): comparing them would compare a run with itself.
+
+    Example:
+        >>> rslora_ranks((1, 16)), rslora_ranks((1, 4, 16, 64))
+        ([16], [16, 64])
+    """
+    return sorted(r for r in set(ranks) if r > 1)[-n:] if n > 0 else []
+
+
+def sweep_plan(ranks, seeds: int, rslora_at=None) -> list[dict]:
+    """The runs of a rank sweep: every rank with seeds 0..seeds-1, plus rsLoRA (seed 0) at `rslora_at`
+    (default: ``rslora_ranks(ranks)``) (lesson 06).
+
+    Example:
+        >>> [(p["variant"], p["r"], p["seed"]) for p in sweep_plan((1, 16), 2)]
+        [('LoRA', 1, 0), ('LoRA', 1, 1), ('LoRA', 16, 0), ('LoRA', 16, 1), ('rsLoRA', 16, 0)]
+    """
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer (seeds per rank), got {seeds!r}.")
+    rs = rslora_ranks(ranks) if rslora_at is None else list(rslora_at)
+    if 1 in rs:
+        raise ValueError("rsLoRA at r = 1 is the LoRA run again (alpha / sqrt(1) = alpha / 1): choose ranks above 1.")
+    plan = [{"variant": "LoRA", "r": r, "seed": s} for r in ranks for s in range(seeds)]
+    return plan + [{"variant": "rsLoRA", "r": r, "seed": 0} for r in rs]
 
 
 def _key(row: dict) -> tuple:
