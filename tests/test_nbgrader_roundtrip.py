@@ -44,6 +44,22 @@ for q in quiz.load_bank("01")["questions"]:
             break
 """
 CELL_TIMEOUT = 30
+# Output a student cannot act on (issue 21 item 10): bitsandbytes' "kernels" notice (quieted when
+# utils is imported before torch / peft), library deprecation warnings, the tiny tokenizer's length notice.
+UNACTIONABLE = ("pip install kernels", "gemm_4bit_forward", "FutureWarning", "DeprecationWarning",
+                "Token indices sequence length is longer")
+# Known and not yet fixed (the test fails once they are gone, so the entry is removed with the fix).
+KNOWN_UNACTIONABLE: dict[str, str] = {}   # lesson 03 imported bitsandbytes before utils until issue 21
+
+
+def _output_text(nb) -> str:
+    """Everything the executed code cells show: streams, results' plain text, errors."""
+    parts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            text = out.get("text") or out.get("data", {}).get("text/plain") or out.get("evalue") or ""
+            parts.append("".join(text) if isinstance(text, list) else text)
+    return "\n".join(parts)
 
 
 def _cells_by_id(nb):
@@ -165,6 +181,23 @@ class _LessonRoundTrip:
         row = rows["bob"]
         assert row["score"] == 0 and row["max_score"] == rows["alice"]["max_score"], row
 
+    def test_the_executed_lesson_shows_no_warning_a_student_cannot_act_on(self, lesson_run):
+        """The model answer as autograded (executed in the smoke profile): no library notice or deprecation
+        warning, and a generation score of 0 at 100 % unparseable comes with the sentence that explains it."""
+        name = self.lesson
+        root, _ = lesson_run(name)
+        text = _output_text(json.loads((root / "autograded" / "alice" / name / f"{name}.ipynb").read_text()))
+        assert text.strip(), "the autograded notebook kept no outputs"
+        found = [p for p in UNACTIONABLE if p in text]
+        known = KNOWN_UNACTIONABLE.get(name)
+        if known:
+            assert known in found, f"{name} no longer shows {known!r}: remove it from KNOWN_UNACTIONABLE"
+            found.remove(known)
+        assert not found, f"{name} shows output a student cannot act on: {found}"
+        if "unparseable 100%" in text:
+            assert "never writes a label" in text or "does not answer in the asked format" in text, \
+                "generation is 100 % unparseable and no sentence says why"
+
     def test_grades_csv_and_feedback(self, lesson_run):
         name = self.lesson
         root, rows = lesson_run(name)
@@ -276,7 +309,8 @@ class TestScenarios:
         if not html_path.exists():
             course.feedback(root)
         html = html_path.read_text()
-        assert "q8: you answered a); the answer is b)." in html
+        wrong = next(qid for qid, key in keys.items() if key != GUESS)
+        assert f"{wrong}: you answered {GUESS}); the answer is {keys[wrong]})." in html
 
 
 @pytest.mark.parametrize("name", LESSONS)

@@ -94,6 +94,32 @@ def test_keys_are_spread_over_letters():
         assert len(set(keys)) >= 3, f"{path.stem}: keys {keys} are too predictable"
 
 
+def _key_is_longest(q) -> bool:
+    """The key is (one of) the longest options: a student who always picks the longest gets it (ties count)."""
+    lengths = {k: len(str(v)) for k, v in q["options"].items()}
+    return lengths[q["answer"]] == max(lengths.values())
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_the_key_is_not_given_away_by_its_length(path):
+    """Issue 21 item 13: the key is the longest option in at most a third of a bank's questions, and no
+    option is a throwaway under half the key's length."""
+    questions = _source(path)["questions"]
+    longest = [q["id"] for q in questions if _key_is_longest(q)]
+    assert len(longest) <= len(questions) / 3, \
+        f"{path.stem}: the key is the longest option in {longest} ({len(longest)} of {len(questions)}): lengthen the distractors"
+    for q in questions:
+        key = len(str(q["options"][q["answer"]]))
+        short = [k for k, v in q["options"].items() if len(str(v)) < key / 2]
+        assert not short, f"{path.stem} {q['id']}: options {short} are under half the key's length ({key} characters)"
+
+
+def test_always_picking_the_longest_option_does_not_pass_the_graded_quiz():
+    graded = [q for p in SOURCES for q in _source(p)["questions"] if q.get("graded")]
+    won = sum(_key_is_longest(q) for q in graded)
+    assert won <= len(graded) / 3, f"'pick the longest option' earns {won} of {len(graded)} graded quiz points"
+
+
 @pytest.mark.parametrize("answer", ["b", "B", "b)", "(b)", " B ", "b.", "B:"])
 def test_forgiving_answer_formats(answer):
     assert quiz.normalise(answer) == "b"
