@@ -110,3 +110,49 @@ def test_the_leak_check_finds_what_is_planted(dist, tmp_path):
         assert any(p.startswith(rel + ":") for p in problems), (rel, problems)
     for rel in planted:
         (out / rel).unlink()
+
+
+def test_students_get_jupyterlab_without_nbgrader(dist):
+    """The student install has no nbgrader: its JupyterLab extension shows students the instructor's
+    Nbgrader menu, Validate button and Create Assignment sidebar (make test-browser looks at the page)."""
+    out, texts = dist
+    import tomllib
+
+    extras = tomllib.loads(texts["pyproject.toml"])["project"]["optional-dependencies"]
+    named = re.findall(r'pip install -q -e "\.\[([^\]]*)\]"', texts["Makefile"])
+    assert named == ["local,lab"], named
+    installed = [r.split("==")[0].lower() for e in named[0].split(",") for r in extras[e]]
+    assert "jupyterlab" in installed and "ipywidgets" in installed and "nbgrader" not in installed
+    dev = {r.split("==")[0]: r for r in extras["dev"]}
+    assert all(dev[r.split("==")[0]] == r for r in extras["lab"]), "lab pins must be dev's pins"
+    assert "nbgrader" not in texts["environment.yml"] and "jupyterlab==" in texts["environment.yml"]
+    # make lab writes this kernel's metadata into the lessons before JupyterLab opens them (utils.lab)
+    recipe = re.search(r"(?m)^lab:.*\n((?:\t.*\n)+)", texts["Makefile"]).group(1).split("\n")
+    assert recipe[0].strip() == "$(BIN)/python -m utils.lab exercises" and "jupyter lab" in recipe[1]
+    assert "utils/lab.py" in texts
+
+
+def test_lab_stamp_writes_what_the_kernel_reports(tmp_path):
+    """utils.lab's metadata equals a real ipykernel's kernel_info reply, which JupyterLab writes on open."""
+    import nbformat
+    from jupyter_client.manager import start_new_kernel
+
+    from utils import lab
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        reported = kc.kernel_info(reply=True, timeout=60)["content"]["language_info"]
+        spec = km.kernel_spec
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    meta = lab.kernel_metadata()
+    assert meta["language_info"] == reported
+    assert meta["kernelspec"] == {"name": "python3", "display_name": spec.display_name, "language": spec.language}
+    src = ROOT / "exercises" / LESSONS[0] / f"{LESSONS[0]}.ipynb"
+    nb_path = tmp_path / "exercises" / src.name
+    nb_path.parent.mkdir()
+    nb_path.write_text(src.read_text())
+    assert lab.stamp(tmp_path / "exercises") == [nb_path] and lab.stamp(tmp_path / "exercises") == []
+    before, after = nbformat.read(src, as_version=4), nbformat.read(nb_path, as_version=4)
+    assert after.metadata["language_info"] == reported and after.cells == before.cells

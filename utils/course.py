@@ -229,6 +229,8 @@ def _student_pyproject(root: Path, url: str) -> str:
 
 
 def _student_makefile() -> str:
+    # `.[local,lab]`, not dev: no nbgrader (its JupyterLab extension is the instructor's), pytest or test tools.
+    # utils.lab writes this kernel's metadata into the lessons, so that JupyterLab does not mark them modified on open.
     return """# The student copy of the course: `make lab` sets up .venv (pinned, CPU PyTorch) and opens JupyterLab.
 PYTHON ?= python3
 BIN    := .venv/bin
@@ -237,9 +239,10 @@ BIN    := .venv/bin
 setup: .venv/.installed
 .venv/.installed: pyproject.toml
 \t@test -x $(BIN)/python || $(PYTHON) -m venv .venv
-\t$(BIN)/python -m pip install -q -e ".[local,dev]"
+\t$(BIN)/python -m pip install -q -e ".[local,lab]"
 \t@touch $@
 lab: setup
+\t$(BIN)/python -m utils.lab exercises
 \t$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) exercises
 clean:
 \trm -rf exercises/*/outputs .ipynb_checkpoints
@@ -273,8 +276,9 @@ def build_student_distribution(root: Path | str = ROOT, out: Path | str | None =
     (out / "pyproject.toml").write_text(_student_pyproject(root, url), encoding="utf-8")
     (out / "Makefile").write_text(_student_makefile(), encoding="utf-8")
     (out / ".gitignore").write_text(".venv/\n*.egg-info/\n__pycache__/\n.ipynb_checkpoints/\noutputs/\n", encoding="utf-8")
-    if Path(root, "environment.yml").exists():
-        shutil.copy(root / "environment.yml", out / "environment.yml")
+    if Path(root, "environment.yml").exists():          # students' copy: no nbgrader (its instructor UI in JupyterLab)
+        env = Path(root, "environment.yml").read_text(encoding="utf-8")
+        (out / "environment.yml").write_text(re.sub(r"(?m)^\s*- nbgrader==.*\n", "", env), encoding="utf-8")
     problems = distribution_leaks(out, root)
     if problems:
         raise SystemExit("the student distribution leaks instructor material:\n  " + "\n  ".join(problems[:10]))
