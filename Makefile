@@ -45,6 +45,17 @@ test: setup
 demo: setup
 	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m utils.demo $(DEMO_ARGS)
 
+# What students click, in a real browser (tests/test_browser.py, Playwright driving Debian's Chromium, no browser
+# download): JupyterLab on the student distribution (rebuilt here from exercises/) and the demo app. Installs Chromium
+# with apt-get when it is missing (root, or sudo). Screenshots in browser-screenshots/. About a minute on 2 cores.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test-browser: setup
+	@test -x $(CHROMIUM) || { echo "Installing Debian's Chromium (apt-get install chromium)..."; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	$(BIN)/python -m utils.course dist
+	$(OFFLINE) OMP_NUM_THREADS=1 COURSE_BROWSER_TESTS=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:xdist -v tests/test_browser.py
+
 # Needs a CUDA GPU: bitsandbytes 4-bit on CUDA, fp16/bf16 paths.
 test-gpu: setup
 	$(BIN)/python -m pytest -m gpu tests
