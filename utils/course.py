@@ -229,7 +229,8 @@ def _student_pyproject(root: Path, url: str) -> str:
 
 
 def _student_makefile() -> str:
-    # `.[local,lab]`, not dev: no nbgrader (its JupyterLab extension is the instructor's), pytest or test tools.
+    # `.[local,lab,demo]`, not dev: no nbgrader (its JupyterLab extension is the instructor's), pytest or test tools;
+    # Gradio for the lessons' optional demo cell.
     # utils.lab writes this kernel's metadata into the lessons, so that JupyterLab does not mark them modified on open.
     return """# The student copy of the course: `make lab` sets up .venv (pinned, CPU PyTorch) and opens JupyterLab.
 PYTHON ?= python3
@@ -239,7 +240,7 @@ BIN    := .venv/bin
 setup: .venv/.installed
 .venv/.installed: pyproject.toml
 \t@test -x $(BIN)/python || $(PYTHON) -m venv .venv
-\t$(BIN)/python -m pip install -q -e ".[local,lab]"
+\t$(BIN)/python -m pip install -q -e ".[local,lab,demo]"
 \t@touch $@
 lab: setup
 \t$(BIN)/python -m utils.lab exercises
