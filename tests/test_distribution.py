@@ -156,3 +156,21 @@ def test_lab_stamp_writes_what_the_kernel_reports(tmp_path):
     assert lab.stamp(tmp_path / "exercises") == [nb_path] and lab.stamp(tmp_path / "exercises") == []
     before, after = nbformat.read(src, as_version=4), nbformat.read(nb_path, as_version=4)
     assert after.metadata["language_info"] == reported and after.cells == before.cells
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+def test_every_cell_has_an_id_nothing_to_rewrite_on_open(folder):
+    """nbformat 4.5 with a unique, valid id on every cell: a cell without one is given one when JupyterLab
+    (or nbformat) opens the notebook, which marks a student's lesson modified before anything ran."""
+    import nbformat
+    from nbformat.validator import normalize
+
+    paths = sorted((ROOT / folder).glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb"))
+    assert paths
+    for path in paths:
+        nb = json.loads(path.read_text())
+        ids = [c.get("id") for c in nb["cells"]]
+        assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5), f"{path}: nbformat {nb['nbformat']}.{nb['nbformat_minor']}"
+        assert all(ids) and len(set(ids)) == len(ids), f"{path}: cells without an id, or the same id twice"
+        assert normalize(nb)[0] == 0, f"{path}: nbformat would rewrite it (run nbformat's normalize, then make release)"
+        nbformat.validate(nbformat.reads(json.dumps(nb), as_version=4))
