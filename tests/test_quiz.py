@@ -22,7 +22,7 @@ def test_every_lesson_has_a_quiz_of_at_least_five_questions():
     banks = [p.stem for p in SOURCES]
     assert lessons and set(lessons) <= set(banks), f"lessons without a quiz bank: {set(lessons) - set(banks)}"
     assert banks == quiz.lessons(), "the student banks are stale: run make release"
-    assert len(banks) == 7, "one bank per lesson of the sequence"
+    assert len(banks) == 8, "one bank per lesson of the sequence"
     for path in SOURCES:
         questions = _source(path)["questions"]
         graded = sum(bool(q.get("graded")) for q in questions)
