@@ -625,7 +625,7 @@ def run(method: str, s: Seq2SeqSettings, train_ds, *, seed: int = 42, precision:
 
 # --- the smoke learning check (notebook and `make robustness`) -------------------------------------
 
-SMOKE_BLEU_GAIN = 2.0      # BLEU points the smoke LoRA run must gain over the untouched tiny T5 (seeds 0-7 x 1, 2 threads: +5 to +9)
+SMOKE_BLEU_GAIN = 1.0      # BLEU points the smoke LoRA run must gain over the untouched tiny T5 (seeds 0-7 x 1, 2 threads gained +2.1 to +9.4)
 
 
 def learning_threshold(untouched_bleu: float) -> float:
