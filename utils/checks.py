@@ -130,6 +130,53 @@ def own_work(fn, *references, name: str | None = None):
             target.__code__ = code
 
 
+# Lesson 04's learning check (issue 15); `make robustness` prints its margins over seeds and threads.
+SENTIMENT_BARS = {"over_majority": 0.05, "over_untrained": 0.10, "nll_ratio": 0.80, "max_unparseable": 0.20}
+
+
+def sentiment_learning(accuracy: float, untrained: float, majority: float, label_nll: float, prior_nll: float,
+                       unparseable: float, bars: dict | None = None) -> dict:
+    """Lesson 04's learning check: {quantity: (value, bar, margin)}, margin > 0 passes.
+
+    - label-scoring accuracy above the majority class (+0.05) and the untrained model (+0.10);
+    - the true label's NLL below ``nll_ratio`` x the NLL of the training label frequencies (the
+      prior): the model learned about the *label*, not only that "Sentiment: ... <eot>" comes;
+    - generation names a label in most replies (unparseable rate below ``max_unparseable``).
+
+    Example:
+        >>> m = sentiment_learning(0.9, 0.3, 0.5, 0.3, 0.8, 0.0)
+        >>> [round(margin, 2) for _, _, margin in m.values()]
+        [0.35, 0.5, 0.34, 0.2]
+    """
+    b = {**SENTIMENT_BARS, **(bars or {})}
+    above = {f"accuracy, above majority class + {b['over_majority']:.2f}": (accuracy, majority + b["over_majority"]),
+             f"accuracy, above untrained model + {b['over_untrained']:.2f}": (accuracy, untrained + b["over_untrained"])}
+    below = {f"label NLL, below {b['nll_ratio']:.2f} x prior NLL": (label_nll, b["nll_ratio"] * prior_nll),
+             f"unparseable replies, below {b['max_unparseable']:.2f}": (unparseable, b["max_unparseable"])}
+    return {**{k: (v, bar, v - bar) for k, (v, bar) in above.items()},
+            **{k: (v, bar, bar - v) for k, (v, bar) in below.items()}}
+
+
+def sweep_learning(mean_accuracy: float, untrained: float, majority: float, max_final_loss: float,
+                   over: float = 0.05, max_loss: float = 1.0) -> dict:
+    """Lesson 06's learning check, margins as ``sentiment_learning``: the sweep's mean label-scoring
+    accuracy above the better of the untrained model and the majority class by `over`, and every
+    run's last training loss below `max_loss`.
+    """
+    bar = max(untrained, majority) + over
+    return {f"mean accuracy, above max(untrained, majority) + {over:.2f}": (mean_accuracy, bar, mean_accuracy - bar),
+            f"largest final training loss, below {max_loss:.2f}": (max_final_loss, max_loss, max_loss - max_final_loss)}
+
+
+def check_sentiment_learned(margins: dict) -> str:
+    """Fail with the missed bars of ``sentiment_learning`` in one sentence; return a one-line summary."""
+    missed = [f"{name} ({value:.3f}, bar {bar:.3f})" for name, (value, bar, margin) in margins.items() if not margin > 0]
+    if missed:
+        raise AssertionError("This run did not learn the label: " + "; ".join(missed) + ". A broken prompt mask "
+                             "or collator does this: look at the labels of one training batch.")
+    return "; ".join(f"{name.split(',')[0]} margin {margin:+.3f}" for name, (_, _, margin) in margins.items())
+
+
 def check_defined(namespace: dict, *names: str, hint: str = ""):
     """Fail with a sentence when a cell that defines `names` has not run (or failed)."""
     missing = [n for n in names if n not in namespace]

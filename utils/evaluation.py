@@ -211,6 +211,35 @@ def majority_baseline(train_labels, n_eval: int) -> list[int]:
     return [Counter(int(y) for y in train_labels).most_common(1)[0][0]] * n_eval
 
 
+def label_nll(scores: torch.Tensor, y_true) -> float:
+    """Mean negative log-likelihood (nats) of the true label's answer: ``-scores[i, y_i]`` averaged.
+
+    `scores` is ``score_candidates``' (N, C) tensor of log-probabilities over the whole vocabulary,
+    so this measures what the model learned about the *label*, unlike trl's training loss and
+    token accuracy, which average over the answer's constant tokens ("Sentiment", ":", end of turn).
+    """
+    y = torch.as_tensor(list(y_true), dtype=torch.long)
+    if scores.ndim != 2 or len(y) != scores.shape[0] or len(y) == 0:
+        raise ValueError(f"label_nll needs one score row per label: got scores {tuple(scores.shape)} and {len(y)} labels.")
+    return -scores.float().gather(1, y[:, None]).mean().item()
+
+
+def prior_nll(train_labels, y_true, n_classes: int) -> float:
+    """The label NLL of a model that knows only the training label frequencies (add-one smoothed).
+
+    A model that learned the answer format and the class balance but nothing about the sentence
+    reaches this; one that reads the sentence goes clearly below it.
+    """
+    from collections import Counter
+
+    counts = Counter(int(v) for v in train_labels)
+    total = sum(counts.values()) + n_classes
+    y = [int(v) for v in y_true]
+    if not y or not counts:
+        raise ValueError("prior_nll needs training labels and evaluation labels.")
+    return -sum(math.log((counts[v] + 1) / total) for v in y) / len(y)
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % (z = 1.96) Wilson score interval for an accuracy of correct / n."""
     if n <= 0:

@@ -157,13 +157,13 @@ def select_k(runs, metric: str = "macro_f1") -> int:
     return int(means[means == means.max()].index.min())
 
 
-# Lesson 04's learning check asks the adapter's label-scoring accuracy to beat the untrained model
-# by 0.1 and the majority class by 0.05; lesson 05 reads the saved rows against the same bar.
+# Lesson 04's learning check (utils.checks.sentiment_learning) is saved with its rows as
+# "learning check": {"missed": [...]}; rows saved before it existed are read against its accuracy bars.
 LESSON04_MARGINS = {"untrained model (label scoring)": 0.1, "majority class": 0.05}
 
 
 def lesson04_shortfall(rows: dict) -> str:
-    """Empty if lesson 04's saved LoRA row clears its learning check's bar, else one sentence saying what it missed (lesson 05).
+    """Empty if lesson 04's saved run passed its learning check, else one sentence saying what it missed (lesson 05).
 
     `rows` are the rows lesson 04 saved (``results.load("04_lora_sentiment", profile)["rows"]``).
 
@@ -171,19 +171,27 @@ def lesson04_shortfall(rows: dict) -> str:
         >>> lesson04_shortfall({"LoRA (label scoring)": {"accuracy": 0.5}, "majority class": {"accuracy": 0.5},
         ...                     "untrained model (label scoring)": {"accuracy": 0.3}})
         'did NOT pass its learning check: accuracy 0.500, majority class 0.500 (needs +0.05)'
+        >>> lesson04_shortfall({"LoRA (label scoring)": {"accuracy": 0.7},
+        ...                     "learning check": {"missed": ["label NLL, below 0.80 x prior NLL"]}})
+        'did NOT pass its learning check: accuracy 0.700, label NLL, below 0.80 x prior NLL'
     """
     lora_acc = rows["LoRA (label scoring)"]["accuracy"]
-    missed = [f"{name.split(' (')[0]} {rows[name]['accuracy']:.3f} (needs +{margin:g})"
-              for name, margin in LESSON04_MARGINS.items()
-              if name in rows and not lora_acc > rows[name]["accuracy"] + margin]
+    if "learning check" in rows:
+        missed = list(rows["learning check"].get("missed", []))
+    else:
+        missed = [f"{name.split(' (')[0]} {rows[name]['accuracy']:.3f} (needs +{margin:g})"
+                  for name, margin in LESSON04_MARGINS.items()
+                  if name in rows and not lora_acc > rows[name]["accuracy"] + margin]
     return f"did NOT pass its learning check: accuracy {lora_acc:.3f}, " + ", ".join(missed) if missed else ""
 
 
 def tfidf_baseline(seed: int = 0):
     """An unfitted scikit-learn pipeline: TF-IDF word 1-2-grams + char_wb 2-5-grams, then logistic regression (lesson 05).
 
-    On the real UIT-VSFC test set (fitted on its train split) the course measured accuracy 0.896
-    and macro F1 0.732 in about 3 s on a laptop CPU.
+    Reference, not computed offline: fitted on the real UIT-VSFC train split and scored on its test
+    split (3,166 sentences), this pipeline gives accuracy 0.894 and macro F1 0.693 (measured with
+    the hub's data by the reporter of the course's issue 15, about 14 s on a 2-core CPU). The course
+    cannot recompute it offline; lesson 05 fits the same pipeline live on the data its profile loads.
 
     Example:
         >>> model = tfidf_baseline().fit(["hay quá", "chán quá", "hay lắm", "chán lắm"], [2, 0, 2, 0])

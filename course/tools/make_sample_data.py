@@ -71,29 +71,40 @@ def candidates(topic, sentiment):
 
 
 def main():
+    """Split every (topic, sentiment) pool between the splits first, so no sentence is in two splits."""
     rng = random.Random(2024)
-    total = sum(SPLITS.values())
-    rows = []
+    parts = {split: [] for split in SPLITS}
     for (topic, sentiment), pct in MIX.items():
         pool = candidates(topic, sentiment)
         rng.shuffle(pool)
-        n = max(2, round(total * pct / 100))
-        # Small cells (the "others" topic) repeat a sentence rarely; the real corpus repeats "ok hết ." too.
-        picks = [pool[i % len(pool)] for i in range(n)]
-        rows += [{"sentence": s, "sentiment": sentiment, "topic": topic} for s in picks]
-    rng.shuffle(rows)
-    rows = rows[:total]
+        # Each split gets its own slice of the pool, in proportion to its size (at least one sentence).
+        bounds, start = {}, 0
+        for i, (split, n) in enumerate(SPLITS.items()):
+            later = len(SPLITS) - 1 - i                 # splits still to serve, one sentence each at least
+            share = len(pool) - start if later == 0 else \
+                min(max(1, round(len(pool) * n / sum(SPLITS.values()))), len(pool) - start - later)
+            bounds[split] = pool[start:start + share]
+            start += share
+        for split, n in SPLITS.items():
+            sub = bounds[split]
+            k = max(1, round(n * pct / 100))
+            # Small cells (the "others" topic) repeat a sentence inside a split, as the real corpus
+            # repeats "ok hết ."; never across splits.
+            parts[split] += [{"sentence": sub[i % len(sub)], "sentiment": sentiment, "topic": topic} for i in range(k)]
     OUT.mkdir(parents=True, exist_ok=True)
-    start = 0
+    seen = {}
     for split, n in SPLITS.items():
-        part = rows[start:start + n]
-        start += n
+        part = parts[split]
+        rng.shuffle(part)
+        # Rounding the mix can leave a split a few rows off its size: trim or top up from its own rows.
+        part = (part * 2)[:n] if len(part) < n else part[:n]
+        for r in part:
+            assert seen.setdefault(r["sentence"], split) == split, f"{r['sentence']!r} is in two splits"
         with open(OUT / f"vsfc_{split}.jsonl", "w", encoding="utf-8") as fh:
             for r in part:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         counts = [sum(r["sentiment"] == k for r in part) for k in (NEG, NEU, POS)]
         print(f"{split}: {len(part)} sentences, negative/neutral/positive = {counts}")
-
 
 
 # ---------------------------------------------------------------------------------------------
