@@ -57,7 +57,7 @@ test-browser: setup
 	$(OFFLINE) OMP_NUM_THREADS=1 COURSE_BROWSER_TESTS=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:xdist -v tests/test_browser.py
 
 # Every smoke learning run a lesson checks, over 8 seeds x 1 and 2 torch threads, with each check's
-# margins, and lesson 04's four known breakages (each must fail). Not in make test: ~15 min on 2 cores.
+# margins, and lesson 04's four known breakages (each must fail). Not in make test: an estimated 30-45 min on 2 cores.
 robustness: setup
 	$(OFFLINE) $(BIN)/python course/tools/robustness.py
 
