@@ -36,6 +36,10 @@ import torch  # noqa: E402
 
 LABELS = ("negative", "neutral", "positive")
 BREAKAGES = ("prompt not masked", "answer masked", "labels padded with the pad id", "labels shifted by one")
+# Measured: with the course's distinct pad token, padding labelled with the pad id only adds easy loss after
+# the end of turn; the label is still learned (accuracy 0.84 / 0.88 at seeds 0 / 1), so no learning check
+# can see it. tests/test_prompts.py guards it instead (padding positions must be labelled -100).
+LEARNS_ANYWAY = {"labels padded with the pad id": "a distinct pad id; guarded by tests/test_prompts.py"}
 
 
 def _broken_rows(ds, breakage: str, pad_id: int):
@@ -219,10 +223,16 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads[0])
         for breakage in BREAKAGES:
             for seed in range(a.seeds):
-                margins = lesson04(seed, breakage)
+                try:
+                    margins = lesson04(seed, breakage)
+                except Exception as exc:           # e.g. trl refuses a set with no answer token to learn
+                    print(f"04 broken ({breakage}) seed {seed}: training refused it ({exc})", flush=True)
+                    continue
                 low = min(margins.items(), key=lambda kv: kv[1][2])
                 print(f"04 broken ({breakage}) seed {seed}: worst {low[0]} margin {low[1][2]:+.3f}", flush=True)
-                if low[1][2] > 0:
+                if breakage in LEARNS_ANYWAY:
+                    print(f"   (expected to learn: {LEARNS_ANYWAY[breakage]})")
+                elif low[1][2] > 0:
                     failed.append(f"lesson 04 with '{breakage}' PASSED its check at seed {seed}")
     for lesson, m in worst.items():
         print(f"worst margin, lesson {lesson}: {m:+.3f} over {a.seeds} seeds x threads {a.threads}")
