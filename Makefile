@@ -53,7 +53,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 test-browser: setup
 	@test -x $(CHROMIUM) || { echo "Installing Debian's Chromium (apt-get install chromium)..."; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
-	$(BIN)/python -m utils.course dist
+	$(BIN)/python -m course.tools.classroom dist
 	$(OFFLINE) OMP_NUM_THREADS=1 COURSE_BROWSER_TESTS=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:xdist -v tests/test_browser.py
 
 # Every smoke learning run a lesson checks, over 8 seeds x 1 and 2 torch threads, with each check's
@@ -78,16 +78,16 @@ test-gpu: setup
 	$(BIN)/python -m pytest -m gpu tests
 
 release: setup
-	$(BIN)/python -m utils.course release
+	$(BIN)/python -m course.tools.classroom release
 
 grade: setup
-	$(OFFLINE) $(BIN)/python -m utils.course grade
+	$(OFFLINE) $(BIN)/python -m course.tools.classroom grade
 
 feedback: setup
-	$(OFFLINE) $(BIN)/python -m utils.course feedback
+	$(OFFLINE) $(BIN)/python -m course.tools.classroom feedback
 
 bench: setup
-	$(OFFLINE) $(BIN)/python -m utils.bench
+	$(OFFLINE) $(BIN)/python -m course.tools.bench
 
 # --- GPU and Colab checks (course/HARDWARE.md) ------------------------------------------------------
 GPU_OUT    ?= gpu-results
@@ -95,22 +95,22 @@ GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 
 # On a CUDA machine, no network needed: tests marked gpu, every lesson on the GPU in fp16 (and bf16
 # where native), then bench-1b; JSON lines and a summary in $(GPU_OUT)/. The GPU test machine runs
-# tools/gpu_check.sh directly. On a CPU: make gpu-check GPU_CHECK_ARGS="--dry-run --lessons 02".
+# course/tools/gpu_check.sh directly. On a CPU: make gpu-check GPU_CHECK_ARGS="--dry-run --lessons 02".
 gpu-check:
-	PYTHON=$(GPU_PYTHON) bash tools/gpu_check.sh $(GPU_OUT) $(GPU_CHECK_ARGS)
+	PYTHON=$(GPU_PYTHON) bash course/tools/gpu_check.sh $(GPU_OUT) $(GPU_CHECK_ARGS)
 
 # Maintainer, with PyPI: the wheels the GPU test machine lacks, for its Python 3.12, into .whl/.
 gpu-wheels: setup
-	$(BIN)/python -m utils.gpu_check fetch-wheels
+	$(BIN)/python -m course.tools.gpu_check fetch-wheels
 
 # The colab profile's speed and memory on the Llama-3.2-1B architecture (random weights): needs CUDA.
 # On a CPU: make bench-1b BENCH_ARGS=--tiny (a scaled-down config, numbers not meaningful).
 bench-1b:
-	$(OFFLINE) $(GPU_PYTHON) -m utils.bench_1b --out bench-results $(BENCH_ARGS)
+	$(OFFLINE) $(GPU_PYTHON) -m course.tools.bench_1b --out bench-results $(BENCH_ARGS)
 
 # Maintainer, with PyPI (about two minutes): what the setup cell's install changes in Colab's runtime.
 colab-check: setup
-	$(BIN)/python -m utils.colab_check --out colab-check
+	$(BIN)/python -m course.tools.colab_check --out colab-check
 
 clean:
 	rm -rf solutions/*/outputs exercises/*/outputs autograded feedback gradebook.db grades.csv .pytest_cache bench-results gpu-results colab-check

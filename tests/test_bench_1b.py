@@ -1,8 +1,9 @@
-"""utils.bench_1b: the scaled-down CPU run measures every phase, and the T4 estimate is the stated arithmetic."""
+"""course.tools.bench_1b: the scaled-down CPU run measures every phase, and the T4 estimate is the stated arithmetic."""
 
 import pytest
 
-from utils import bench_1b, lora
+from course.tools import bench_1b
+from utils import lora
 from utils.config import PROFILES
 
 
@@ -36,7 +37,7 @@ def test_colab_settings_come_from_the_profile():
     assert s.batch_size == PROFILES["colab"].batch_size and s.dtype == "float16"
     # the constants the GPU machine uses (it has no llama-models) must match the real tokenizer's count here
     assert (s.seq_len, s.qlora_seq_len) == (bench_1b.DEFAULT_PROMPT_TOKENS, bench_1b.DEFAULT_MCQ_TOKENS), \
-        f"the lessons' prompts changed length ({s.seq_len_source}): update the constants in utils/bench_1b.py"
+        f"the lessons' prompts changed length ({s.seq_len_source}): update the constants in course/tools/bench_1b.py"
     assert s.seq_len_source.startswith("the real Llama-3 tokenizer")
     assert bench_1b.BenchSettings.for_run(tiny=False, seq_len=97).seq_len == 97
     full = bench_1b.model_config(tiny=False)

@@ -8,7 +8,8 @@ import types
 
 import pytest
 
-from utils import colab_check, course, setup_check
+from course.tools import classroom as course, colab_check
+from utils import setup_check
 
 
 def _module(version):
@@ -128,14 +129,14 @@ def test_the_setup_cell_installs_the_colab_extra_that_pyproject_declares(root):
 
 
 def test_every_lesson_carries_the_one_setup_cell(root):
-    """Edit utils/course.py SETUP_CELL, never a notebook's setup cell: `make release` writes it everywhere."""
+    """Edit course/tools/classroom.py SETUP_CELL, never a notebook's setup cell: `make release` writes it everywhere."""
     url = getattr(course, "student_url", course.repository_url)(root)
     for path in sorted(root.glob("solutions/*/*.ipynb")):
         nb = json.loads(path.read_text())
         setup = [c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "setup"]
         assert len(setup) == 1, f"{path.name}: one setup cell (grade_id 'setup')"
         assert "".join(setup[0]["source"]) == course.setup_cell_source(url), \
-            f"{path.name}: its setup cell differs from utils/course.py SETUP_CELL; run make release"
+            f"{path.name}: its setup cell differs from course/tools/classroom.py SETUP_CELL; run make release"
 
 
 def test_a_post_release_or_local_label_is_not_a_change():

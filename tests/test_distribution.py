@@ -2,13 +2,15 @@
 nothing an instructor must keep: no solution line, hidden-test line or graded quiz key, in any file."""
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from utils import course, quiz
+from course.tools import classroom as course
+from utils import quiz
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = course.assignments(ROOT)
@@ -88,7 +90,7 @@ def test_no_graded_key_anywhere(dist):
         shipped = next(s for s in json.loads(texts[f"utils/quizzes/{lesson}.json"])["questions"] if s["id"] == q["id"])
         assert set(shipped) == {"id", "text", "options", "graded"}, f"{lesson} {q['id']} ships more than its text"
         for letter, text in q["explain"].items():
-            assert quiz._digest(salt, lesson, q["id"], letter) not in everything, f"{lesson} {q['id']}: a hash"
+            assert quiz.digest(salt, lesson, q["id"], letter) not in everything, f"{lesson} {q['id']}: a hash"
             assert " ".join(str(text).split())[:50] not in everything, f"{lesson} {q['id']}: an explanation"
     assert count >= 3 * 7
 
@@ -100,7 +102,7 @@ def test_the_leak_check_finds_what_is_planted(dist, tmp_path):
     lesson, q = next(_graded())
     salt = quiz.load_bank(lesson)["salt"]
     planted = {"notes.txt": sorted(_blocks("HIDDEN TESTS"))[0],
-               "utils/cache.bin": quiz._digest(salt, lesson, q["id"], str(q["answer"])),
+               "utils/cache.bin": quiz.digest(salt, lesson, q["id"], str(q["answer"])),
                "course/quizzes/x.yaml": "lesson: x"}
     for rel, text in planted.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -174,3 +176,83 @@ def test_every_cell_has_an_id_nothing_to_rewrite_on_open(folder):
         assert all(ids) and len(set(ids)) == len(ids), f"{path}: cells without an id, or the same id twice"
         assert normalize(nb)[0] == 0, f"{path}: nbformat would rewrite it (run nbformat's normalize, then make release)"
         nbformat.validate(nbformat.reads(json.dumps(nb), as_version=4))
+
+
+# --- issue 16: utils ships whole, holds no instructor tooling, and runs a lesson on its own ------------------------
+
+def test_utils_ships_whole_and_imports_no_instructor_tool(dist):
+    from test_layout import INSTRUCTOR_ONLY, imports
+
+    out, _ = dist
+    shipped = {p.relative_to(out / "utils").as_posix() for p in (out / "utils").rglob("*") if p.is_file()}
+    source = {p.relative_to(ROOT / "utils").as_posix() for p in (ROOT / "utils").rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    assert shipped == source, f"utils/ ships whole: missing {sorted(source - shipped)}, extra {sorted(shipped - source)}"
+    wrong = [f"utils/{p.name}:{line} imports {t}" for p in sorted((out / "utils").glob("*.py"))
+             for t, _, line in imports(p) if t.split(".")[0] in INSTRUCTOR_ONLY]
+    assert not wrong, wrong
+    tooling = ("course", "classroom", "quiz_authoring", "bench", "bench_1b", "gpu_check", "colab_check", "llama_tokenizer")
+    assert not [n for n in tooling if (out / "utils" / f"{n}.py").exists()]
+
+
+def _make_n(folder: Path, path: str, *args: str) -> str:
+    import subprocess
+
+    proc = subprocess.run(["make", "-n", "setup", *args], cwd=folder, capture_output=True, text=True,
+                          env={**os.environ, "PATH": path}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_student_makefile_takes_cpu_torch_where_linux_has_no_nvidia_gpu(dist, tmp_path):
+    """`make lab` in the student copy: PyTorch's CPU wheel on Linux without nvidia-smi, PyPI's build with one or
+    when asked (TORCH=pypi); the CPU index unreachable falls back to PyPI with one sentence."""
+    import platform
+    import shutil
+
+    out, texts = dist
+    if platform.system() != "Linux":
+        pytest.skip("the CPU-wheel default applies to Linux only (PyPI's macOS and Windows wheels are CPU builds)")
+    folder = tmp_path / "student"
+    folder.mkdir()
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(out / name, folder / name)
+    base = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if not Path(p, "nvidia-smi").exists())
+    cpu = "--index-url https://download.pytorch.org/whl/cpu"
+    assert cpu in _make_n(folder, base), "no NVIDIA GPU: the CPU wheel"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    assert cpu not in _make_n(folder, f"{fake}{os.pathsep}{base}"), "an NVIDIA GPU: PyPI's CUDA build"
+    assert cpu not in _make_n(folder, base, "TORCH=pypi") and cpu in _make_n(folder, f"{fake}{os.pathsep}{base}", "TORCH=cpu")
+    assert "could not reach" in texts["Makefile"] and "TORCH=cpu" in texts["README.md"]
+
+
+@pytest.mark.slow
+def test_a_lesson_runs_from_the_student_distribution_alone(dist, tmp_path, monkeypatch):
+    """Lesson 01's exercise version, with the solution cells filled in as a student would, executes in a copy of
+    the distribution whose utils is the one imported (not this repository's)."""
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    out, _ = dist
+    copy = tmp_path / "student"
+    shutil.copytree(out, copy)
+    name = LESSONS[0]
+    solved = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", 4).cells
+              if c.metadata.get("nbgrader", {}).get("solution")}
+    path = copy / "exercises" / name / f"{name}.ipynb"
+    nb = nbformat.read(path, 4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in solved:
+            cell.source = solved[gid]
+    nb.cells.append(nbformat.v4.new_code_cell("import utils\nprint('UTILS FROM', utils.__file__)"))
+    monkeypatch.setenv("PYTHONPATH", str(copy))            # the kernel inherits it: the copy's utils comes first
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert f"UTILS FROM {copy / 'utils' / '__init__.py'}" in printed, printed

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from utils import data, evaluation, llama_tokenizer, prompts
+from course.tools import llama_tokenizer
+from utils import data, evaluation, prompts
 
 
 def test_next_token_accuracy_is_shifted():

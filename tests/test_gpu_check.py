@@ -1,4 +1,4 @@
-"""utils.gpu_check in its CPU dry-run mode: the GPU session's one command must not rot between sessions."""
+"""course.tools.gpu_check in its CPU dry-run mode: the GPU session's one command must not rot between sessions."""
 
 import json
 import subprocess
@@ -8,7 +8,8 @@ import zipfile
 import pytest
 import torch
 
-from utils import gpu_check, runtime
+from course.tools import gpu_check
+from utils import runtime
 
 
 def _notebook(path, cells):
@@ -35,7 +36,7 @@ def test_cells_run_like_a_kernel_and_a_failure_names_its_cell(tmp_path):
     assert [c["index"] for c in cells] == [0, 2, 3, 4] and cells[2]["grade_id"] == "test_f"
     assert "%matplotlib" not in cells[1]["source"] and "!pip" not in cells[1]["source"]
     report = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "utils.gpu_check", "exec-notebook", str(nb), "--report", str(report)],
+    proc = subprocess.run([sys.executable, "-m", "course.tools.gpu_check", "exec-notebook", str(nb), "--report", str(report)],
                           capture_output=True, text=True, timeout=120)
     state = json.loads(report.read_text())
     assert proc.returncode == 1 and state["status"] == "failed", state
@@ -86,7 +87,7 @@ def test_bnb_wheel_keeps_only_the_kernels_the_gpu_machine_loads(tmp_path):
 def dry_run(tmp_path_factory):
     """The whole check on this CPU: lesson 02 executed, every lesson converted, the tiny bench."""
     out = tmp_path_factory.mktemp("gpu-results")
-    proc = subprocess.run([sys.executable, "-m", "utils.gpu_check", "run", "--dry-run", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "course.tools.gpu_check", "run", "--dry-run", "--out", str(out),
                            "--lessons", "02", "--budget", "200"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out, [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -111,7 +112,7 @@ def test_dry_run_records_every_step_and_says_why_it_skipped(dry_run, root):
 
 
 def test_dry_run_bench_writes_the_same_keys_as_a_gpu_run(dry_run):
-    from utils import bench_1b
+    from course.tools import bench_1b
 
     out, records = dry_run
     steps = {r["step"]: r for r in records}

@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from utils import data, llama_tokenizer, mcq, prompts, qlora
+from course.tools import llama_tokenizer
+from utils import data, mcq, prompts, qlora
 
 ROW = {"question": "A 30-year-old woman presents with fatigue, pallor and spoon-shaped nails after months of heavy "
                    "menstrual bleeding. The most likely deficiency is:",

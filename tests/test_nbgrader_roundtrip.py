@@ -12,7 +12,7 @@ import pytest
 
 import yaml
 
-from utils import course
+from course.tools import classroom as course
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = course.assignments(ROOT)

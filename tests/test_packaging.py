@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from utils import course
+from course.tools import classroom as course
 
 ROOT = Path(__file__).resolve().parents[1]
 

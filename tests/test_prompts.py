@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from utils import data, llama_tokenizer, prompts
+from course.tools import llama_tokenizer
+from utils import data, prompts
 
 
 @pytest.fixture(scope="module")

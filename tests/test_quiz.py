@@ -6,7 +6,8 @@ import jupytext
 import pytest
 import yaml
 
-from utils import quiz, quiz_authoring
+from course.tools import quiz_authoring
+from utils import quiz
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "course" / "quizzes").glob("*.yaml"))
@@ -71,7 +72,7 @@ def test_student_bank_does_not_reveal_the_key(path):
         for text in q["explain"].values():
             assert str(text).strip()[:40] not in raw, "explanations must be sealed in the student bank"
         if q.get("graded"):   # not even a hash: no letter's digest appears anywhere in the file
-            digests = [quiz._digest(bank["salt"], path.stem, q["id"], k) for k in q["options"]]
+            digests = [quiz.digest(bank["salt"], path.stem, q["id"], k) for k in q["options"]]
             assert not any(d in raw for d in digests), f"{q['id']}: a graded question's hash is in the student bank"
 
 
@@ -222,7 +223,7 @@ def test_build_refuses_a_key_that_is_not_an_option(tmp_path):
     (tmp_path / "09_x.yaml").write_text(yaml.safe_dump({"lesson": "09_x", "questions": [
         {"id": "q1", "question": "?", "options": {"a": "1", "b": "2"}, "answer": "c", "explain": {"a": "x", "b": "y"}}]}))
     with pytest.raises(quiz.QuizError, match="key 'c' is not among the options"):
-        quiz.build_all(tmp_path, tmp_path / "out")
+        quiz_authoring.build_all(tmp_path, tmp_path / "out")
 
 
 def test_build_refuses_a_graded_flag_that_is_not_a_boolean(tmp_path):
@@ -230,15 +231,15 @@ def test_build_refuses_a_graded_flag_that_is_not_a_boolean(tmp_path):
         {"id": "q1", "graded": "yes", "question": "?", "options": {"a": "1", "b": "2"}, "answer": "a",
          "explain": {"a": "x", "b": "y"}}]}))
     with pytest.raises(quiz.QuizError, match="'graded' must be true or false"):
-        quiz.build_all(tmp_path, tmp_path / "out")
+        quiz_authoring.build_all(tmp_path, tmp_path / "out")
 
 
 def test_build_keeps_the_salt_so_rebuilds_are_stable(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "01_peft_theory.yaml").write_text((ROOT / "course/quizzes/01_peft_theory.yaml").read_text())
-    first = quiz.build_all(src, tmp_path / "out")[0].read_text()
-    assert quiz.build_all(src, tmp_path / "out")[0].read_text() == first
+    first = quiz_authoring.build_all(src, tmp_path / "out")[0].read_text()
+    assert quiz_authoring.build_all(src, tmp_path / "out")[0].read_text() == first
     assert json.loads(first)["salt"]
 
 
@@ -278,7 +279,7 @@ def test_hidden_test_keys_agree_with_the_bank(nb_path):
     graded = {q["id"]: q for q in source["questions"] if q.get("graded")}
     calls = _hidden_quiz_calls(nb_path)
     assert set(calls) == set(graded), (f"{nb_path.name}: hidden tests grade {sorted(calls)}, the bank marks "
-                                       f"{sorted(graded)} as graded (print the cells: python -m utils.quiz cells {nb_path.stem[:2]})")
+                                       f"{sorted(graded)} as graded (print the cells: python -m course.tools.quiz_authoring cells {nb_path.stem[:2]})")
     for qid, call in calls.items():
         q = graded[qid]
         assert call["key"] == str(q["answer"]).lower(), f"{nb_path.name} {qid}: hidden key {call['key']!r}, bank {q['answer']!r}"

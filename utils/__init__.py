@@ -1,17 +1,21 @@
-"""The shared package of the PEFT course: every notebook imports it, none copies from it.
+"""The shared package of the PEFT course: exactly what the notebooks import, and what students get.
 
 Modules, each small and taught by a lesson:
-- ``config``: profiles (smoke / colab / full) and the banner every notebook prints.
+- ``config``: profiles (smoke / laptop / colab / full), the cache folder and the banner every notebook prints.
 - ``runtime``: device, dtype, seeding, timing and memory, the Hugging Face token.
 - ``hardware``: what this machine does (native bf16, bitsandbytes CPU paths), detected, never assumed.
-- ``models``: one loader for Llama-3.2-1B and the tiny local model; the meta-device architecture.
-- ``data``: UIT-VSFC and MedMCQA from the Hub, local files or the bundled samples.
+- ``setup_check``: the setup cell's checks (standard library only).
+- ``models``: one loader for Llama-3.2-1B, SmolLM2 and the tiny local model; the meta-device architecture.
+- ``data``: UIT-VSFC and MedMCQA from the Hub, local files or the bundled samples (``samples/``).
 - ``lora``: a teaching LoRA layer and parameter/memory arithmetic (lesson 01).
-- ``quant``: quantisation helpers and the bitsandbytes CPU guard (lessons 02, 03, 07).
-- ``checks``: friendly checks that graded tests use to explain a wrong answer.
-- ``quiz``: lesson quizzes with hashed answer keys.
-- ``course``: instructor commands (release, grade, feedback) on nbgrader's Python API.
-- ``bench``: ``make bench`` timings (never in tests).
+- ``quant``, ``qlora``: quantisation helpers, the bitsandbytes CPU guard, QLoRA memory (lessons 02, 03, 07).
+- ``prompts``, ``train``, ``evaluation``, ``fewshot``, ``sweep``, ``mcq``, ``seq2seq``: lessons 04-08.
+- ``results``: run records and tables; ``checks``: the checks graded tests use to explain a wrong answer.
+- ``quiz``: lesson quizzes (students' half: hashed practice keys, the graded cells' helpers; banks in ``quizzes/``).
+- ``demo``, ``lab``: the Gradio demo app and the JupyterLab kernel metadata.
+
+The instructor's and maintainer's tools (release, grade, quiz authoring, bench, GPU and Colab
+checks) live in ``course/tools/`` of the course repository, not here.
 """
 
 __version__ = "0.1.0"

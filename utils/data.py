@@ -23,6 +23,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from utils.config import VSFC_HUB_ID, VSFC_HUB_REVISION
+
+# utils.runtime and datasets (heavy) are imported where used: reading a bundled sample path stays light.
+
+
 SENTIMENT_LABELS = ["negative", "neutral", "positive"]    # UIT-VSFC: 0, 1, 2
 TOPIC_LABELS = ["lecturer", "training_program", "facility", "others"]
 MCQ_LETTERS = "ABCD"                                      # MedMCQA cop 0..3; test split has cop = -1
@@ -42,8 +47,6 @@ def sample_path(name: str) -> Path:
 
 
 def _hub_revision(source: str) -> str | None:
-    from utils.config import VSFC_HUB_ID, VSFC_HUB_REVISION
-
     return VSFC_HUB_REVISION if source == VSFC_HUB_ID else None
 
 

@@ -30,6 +30,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils import config, data, prompts, train
+
+# torch, Gradio and the model modules are imported where used: `python -m utils.demo --help` and the tests' helpers stay light.
+
+
 SMOKE_STEPS = 30          # the smoke adapters' training steps (lesson 04 smoke trains 60)
 GRADIO_PIN = "gradio==6.31.0"
 
@@ -61,8 +66,6 @@ def _gradio():
 
 def _base_of(adapter_dir: Path) -> str:
     """The base model an adapter was trained on, from its adapter_config.json (the tiny model wherever it lives)."""
-    from utils import config
-
     recorded = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
     if Path(recorded).name.startswith("tiny-llama") and not Path(recorded).exists():
         return config.TINY_MODEL_ID        # trained on another machine's cache: the same recipe builds it here
@@ -77,7 +80,7 @@ def load_adapter(adapter_dir, base_model: str | None = None, four_bit: bool = Fa
     """
     from peft import PeftModel
 
-    from utils import config, models, qlora, runtime
+    from utils import models, qlora, runtime
 
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
@@ -97,7 +100,7 @@ def load_adapter(adapter_dir, base_model: str | None = None, four_bit: bool = Fa
 def _train_smoke(task: str, folder: Path, steps: int) -> Path:
     from peft import LoraConfig, get_peft_model
 
-    from utils import config, data, mcq, models, prompts, qlora, runtime, train
+    from utils import mcq, models, qlora, runtime
 
     profile = config.get_profile("smoke")
     runtime.seed_everything(profile.seed)
@@ -145,7 +148,7 @@ def serve(task: str, adapter_dir=None, base_model: str | None = None, four_bit: 
 
 def sentiment_probabilities(served: Served, sentence) -> dict[str, float]:
     """{label: probability} for one sentence, from ``evaluation.classify`` (label scoring)."""
-    from utils import data, evaluation, prompts
+    from utils import evaluation
 
     text = prompts.check_text(sentence if sentence is not None else "", "sentence")
     table = evaluation.classify(served.model, served.tokenizer, [text], data.SENTIMENT_LABELS)

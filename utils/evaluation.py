@@ -27,7 +27,7 @@ import re
 
 import torch
 
-from utils.prompts import IGNORE_INDEX
+from utils.prompts import IGNORE_INDEX, chat_ids, prompt_ids, sentiment_messages
 
 
 def next_token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -45,8 +45,6 @@ def next_token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def answer_ids(tokenizer, answer_messages: list[dict]) -> list[int]:
     """Token ids of the assistant's answer exactly as the chat template writes it, without end-of-turn."""
-    from utils.prompts import chat_ids
-
     prompt = chat_ids(tokenizer, answer_messages[:-1], add_generation_prompt=True)
     full = chat_ids(tokenizer, answer_messages)
     if full[:len(prompt)] != prompt:
@@ -252,8 +250,6 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
 
 def sentiment_candidates(tokenizer, labels=("negative", "neutral", "positive")) -> list[list[int]]:
     """The token ids of "Sentiment: <label>" for each label, as the chat template writes the answer."""
-    from utils.prompts import sentiment_messages
-
     return [answer_ids(tokenizer, sentiment_messages("x", i, labels)) for i in range(len(labels))]
 
 
@@ -264,8 +260,6 @@ def classify(model, tokenizer, sentences, labels=("negative", "neutral", "positi
     Empty sentences are refused with a clear message (utils.prompts.check_text).
     """
     import pandas as pd
-
-    from utils.prompts import prompt_ids
 
     if isinstance(sentences, str):
         sentences = [sentences]

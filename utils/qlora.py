@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import torch
 
+from utils import lora, quant, runtime
+
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")   # all seven projections
 
 
 def bnb_config(compute_dtype: torch.dtype | None = None):
     """BitsAndBytesConfig: 4-bit NF4, double quantisation, compute in `compute_dtype` (default: the hardware's)."""
     from transformers import BitsAndBytesConfig
-
-    from utils import runtime
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype or runtime.compute_dtype())
@@ -136,8 +136,6 @@ def estimate(total: int, in_4bit: int, trainable: int, quantized: bool, frozen_1
         >>> estimate(1000, 0, 100, quantized=False, optimizer="paged_adamw_8bit")["optimizer"]
         203.125
     """
-    from utils import lora, quant
-
     if optimizer not in OPTIMIZER_RECIPES:
         raise ValueError(f"No memory recipe for the optimizer {optimizer!r}: use one of {sorted(OPTIMIZER_RECIPES)}.")
     frozen = total - trainable

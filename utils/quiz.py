@@ -2,8 +2,8 @@
 
 The instructor writes each bank in plain text (``course/quizzes/NN_name.yaml``: question,
 options, key, an explanation per option, and ``graded: true`` on the graded ones).
-``python -m utils.quiz build`` (run by ``make release``) writes the student-facing bank
-``utils/quizzes/NN_name.json``:
+``make release`` (``course/tools/quiz_authoring.py``, the instructor's half) writes the
+student-facing bank ``utils/quizzes/NN_name.json``:
 
 - a **practice** question keeps instant feedback: its key is a salted SHA-256 and each option's
   explanation is sealed with a key derived from that option, so checking an answer reveals only
@@ -13,9 +13,9 @@ options, key, an explanation per option, and ``graded: true`` on the graded ones
   lives in the lesson's hidden test (``grade_answer``), which nbgrader strips on release; the
   test prints the explanations, so students read them in their feedback after grading.
 
-``python -m utils.quiz cells 04`` prints a lesson's whole quiz section (jupytext cells with
-their nbgrader metadata), ready to paste into ``solutions/NN_name/NN_name.ipynb``
-(``utils/quiz_authoring.py``, an instructor tool).
+This module is the students' half: reading a bank, checking practice answers, the graded cells'
+helpers. ``python -m course.tools.quiz_authoring build|cells`` is the instructor's (not in the
+student distribution).
 
 Example:
     >>> from utils import quiz
@@ -29,7 +29,6 @@ import base64
 import hashlib
 import json
 import re
-import secrets
 import sys
 from pathlib import Path
 
@@ -43,11 +42,14 @@ class QuizError(ValueError):
 
 # --- storage ---------------------------------------------------------------------------------
 
-def _digest(salt: str, lesson: str, qid: str, letter: str) -> str:
+def digest(salt: str, lesson: str, qid: str, letter: str) -> str:
+    """The salted hash that stands for one option of a practice question (the bank format; the builder,
+    course/tools/quiz_authoring.py, writes it with this function)."""
     return hashlib.sha256(f"{salt}|{lesson}|{qid}|{letter}".encode()).hexdigest()
 
 
-def _keystream(seed: str, n: int) -> bytes:
+def keystream(seed: str, n: int) -> bytes:
+    """The XOR key stream that seals an option's explanation (shared with the builder)."""
     out, counter = b"", 0
     while len(out) < n:
         out += hashlib.sha256(f"{seed}|{counter}".encode()).digest()
@@ -55,14 +57,9 @@ def _keystream(seed: str, n: int) -> bytes:
     return out[:n]
 
 
-def _seal(text: str, seed: str) -> str:
-    raw = text.encode()
-    return base64.b64encode(bytes(a ^ b for a, b in zip(raw, _keystream(seed, len(raw))))).decode()
-
-
 def _unseal(blob: str, seed: str) -> str:
     raw = base64.b64decode(blob)
-    return bytes(a ^ b for a, b in zip(raw, _keystream(seed, len(raw)))).decode()
+    return bytes(a ^ b for a, b in zip(raw, keystream(seed, len(raw)))).decode()
 
 
 def lessons() -> list[str]:
@@ -117,7 +114,7 @@ def _verdict(bank: dict, qid: str, answer) -> tuple[bool | None, str]:
     if q.get("graded"):
         return None, (f"{qid}: {letter}) recorded. This question is graded by your instructor; "
                       "its explanation comes with your feedback.")
-    seed = _digest(bank["salt"], bank["lesson"], qid, letter)
+    seed = digest(bank["salt"], bank["lesson"], qid, letter)
     ok = seed == q["answer"]
     note = _unseal(q["feedback"][letter], seed)
     return ok, f"{qid}: {letter}) {'correct' if ok else 'not quite'}. {note}"
@@ -277,81 +274,3 @@ def show(lesson: str, interactive: bool | None = None) -> None:
     display({"text/plain": render(lesson),
              "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
                                                            "model_id": box.model_id}}, raw=True)
-
-
-# --- building the student banks (instructor) ------------------------------------------------------
-
-def build_bank(source: dict, salt: str) -> dict:
-    """Turn an instructor bank (plain key) into the student bank (hashed key, sealed feedback)."""
-    lesson = source["lesson"]
-    questions = []
-    for q in source["questions"]:
-        options = {str(k).lower(): str(v) for k, v in q["options"].items()}
-        key = str(q["answer"]).lower()
-        if key not in options:
-            raise QuizError(f"{lesson} {q['id']}: key {key!r} is not among the options {list(options)}.")
-        missing = sorted(set(options) - {str(k).lower() for k in q["explain"]})
-        if missing:
-            raise QuizError(f"{lesson} {q['id']}: no explanation for option(s) {missing}.")
-        graded = q.get("graded", False)
-        if not isinstance(graded, bool):
-            raise QuizError(f"{lesson} {q['id']}: 'graded' must be true or false, got {graded!r}.")
-        text = " ".join(str(q["question"]).split())
-        if graded:   # text and options only: no key, no hash, no explanation
-            questions.append({"id": q["id"], "text": text, "options": options, "graded": True})
-            continue
-        feedback = {k: _seal(str(q["explain"][k]).strip(), _digest(salt, lesson, q["id"], k)) for k in options}
-        questions.append({"id": q["id"], "text": text, "options": options,
-                          "answer": _digest(salt, lesson, q["id"], key), "feedback": feedback})
-    return {"lesson": lesson, "salt": salt, "questions": questions}
-
-
-def read_source(path: Path) -> dict:
-    """An instructor bank (YAML), with a clear message when it is not valid YAML."""
-    import yaml
-
-    path = Path(path)
-    try:
-        source = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise QuizError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
-                        "quote text that contains ': '.") from None
-    if not isinstance(source, dict) or source.get("lesson") != path.stem:
-        raise QuizError(f"{path}: 'lesson' must equal the file name {path.stem!r}.")
-    return source
-
-
-def build_all(source_dir: Path, out_dir: Path = BANK_DIR) -> list[Path]:
-    """Write a student bank for every course/quizzes/*.yaml, keeping an existing bank's salt."""
-    written = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for src in sorted(Path(source_dir).glob("*.yaml")):
-        source = read_source(src)
-        target = out_dir / f"{src.stem}.json"
-        salt = json.loads(target.read_text())["salt"] if target.exists() else secrets.token_hex(16)
-        target.write_text(json.dumps(build_bank(source, salt), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        written.append(target)
-    return written
-
-
-USAGE = """usage: python -m utils.quiz build [SOURCE_DIR]      write utils/quizzes/*.json (default course/quizzes)
-       python -m utils.quiz cells NN [SECTION]         print lesson NN's quiz section as jupytext cells"""
-
-if __name__ == "__main__":
-    command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
-    if command == "build" and len(args) <= 1:
-        for path in build_all(Path(args[0]) if args else Path(__file__).resolve().parents[1] / "course" / "quizzes"):
-            print(f"wrote {path}")
-    elif command == "cells" and 1 <= len(args) <= 2:
-        try:
-            from utils import quiz_authoring   # instructor tool: not in the student distribution
-        except ImportError:
-            sys.exit("`cells` writes lesson notebooks from the instructor banks: run it in the course source repository.")
-        try:
-            print(quiz_authoring.cells(args[0], *args[1:]))
-        except QuizError as exc:
-            sys.exit(str(exc))
-    else:
-        sys.exit(USAGE)

@@ -18,9 +18,10 @@ import json
 import time
 from pathlib import Path
 
+from utils.config import cache_root
+
 
 def _paths(lesson: str) -> list[Path]:
-    from utils.models import cache_root
 
     return [Path("outputs") / f"{lesson}_results.json", cache_root() / "results" / f"{lesson}.json"]
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from utils import hardware
+
 
 def get_device() -> str:
     """'cuda' when a CUDA GPU is visible, else 'cpu' (the course never hard-codes a device)."""
@@ -38,8 +40,6 @@ def compute_dtype(device: str | None = None) -> torch.dtype:
     Not ``torch.cuda.is_bf16_supported()``: it says True on a T4, where bf16 is only emulated
     (see utils.hardware.native_bf16).
     """
-    from utils import hardware
-
     device = device or get_device()
     if device == "cuda" and forced_dtype() is not None:
         return forced_dtype()

@@ -27,16 +27,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from utils import data, hardware, lora, runtime
+from utils.config import build_once, cache_root, get_profile
 from utils.prompts import IGNORE_INDEX
+from utils.train import TrainResult
 
 TASK_PREFIX = "translate German to English: "     # T5's own prefix for this task (Raffel et al., 2020)
 FP16_MAX = 65504.0                                # largest finite float16
@@ -106,8 +107,6 @@ def load_pairs(source: str = "sample", split: str = "train", limit: int | None =
     """
     import datasets
 
-    from utils import data
-
     if split not in data.SPLITS:
         raise ValueError(f"Unknown split {split!r}: use one of {data.SPLITS}.")
     if source == "sample":
@@ -115,8 +114,6 @@ def load_pairs(source: str = "sample", split: str = "train", limit: int | None =
     elif Path(source).exists():
         ds = data._load(source, SAMPLE_PREFIX, split)   # a local file or folder, as for the other datasets
     else:
-        from utils import runtime
-
         try:
             ds = datasets.load_dataset(source, WMT16_CONFIG, split=split, token=runtime.hf_token())
         except Exception as exc:  # noqa: BLE001 - one clear message for every hub failure
@@ -216,26 +213,11 @@ def tiny_t5_dir() -> Path:
     """Path of the cached tiny T5, built first (about 20 s on 2 CPU cores) if this recipe has not been built yet."""
     import transformers
 
-    from utils.models import cache_root
-
     pairs = _pretraining_pairs()
     key = json.dumps({"recipe": TINY_T5_RECIPE, "pairs": pairs, "prefix": TASK_PREFIX,
                       "transformers": transformers.__version__}, sort_keys=True, ensure_ascii=False)
     target = cache_root() / f"tiny-t5-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (target / "model.safetensors").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-    try:
-        build_tiny_t5(tmp, pairs)
-        try:
-            tmp.rename(target)            # atomic: a parallel build simply loses the race
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(target, lambda folder: build_tiny_t5(folder, pairs))
 
 
 def build_tiny_t5_tokenizer(lines: list[str]):
@@ -334,8 +316,6 @@ def build_tiny_t5(folder: Path, pairs: list[dict]) -> None:
 def load_seq2seq(model_id: str, *, dtype: torch.dtype | None = None, device: str | None = None):
     """(model, tokenizer) for FLAN-T5 from the hub, a local folder or the tiny T5 (built here, never downloaded)."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from utils import runtime
 
     path = str(tiny_t5_dir()) if model_id == TINY_T5_ID else model_id
     device = device or runtime.get_device()
@@ -454,8 +434,6 @@ def choose_precision(device: str, probe: dict | None = None, native_bf16: bool |
     T5 was pre-trained in bf16, whose range equals fp32's; fp16 ends at 65,504 and FLAN-T5's
     feed-forward activations are known to exceed it (inf, then NaN loss). A T4 has no native bf16.
     """
-    from utils import hardware
-
     if device != "cuda":
         return "fp32", "a CPU computes in fp32"
     if native_bf16 is None:
@@ -551,9 +529,6 @@ def train(model, tokenizer, train_ds, args):
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
     from transformers.trainer_callback import PrinterCallback
 
-    from utils import runtime
-    from utils.train import TrainResult
-
     collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=IGNORE_INDEX)
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train_ds, data_collator=collator,
                              processing_class=tokenizer)
@@ -602,8 +577,6 @@ def run(method: str, s: Seq2SeqSettings, train_ds, *, seed: int = 42, precision:
     """
     from peft import get_peft_model
 
-    from utils import lora, runtime
-
     if method not in ("lora", "full"):
         raise ValueError(f"Unknown method {method!r}: use 'lora' or 'full'.")
     runtime.seed_everything(seed)
@@ -638,9 +611,7 @@ def smoke_learning_run(seed: int = 42) -> dict:
 
     Returns {"metric", "value", "threshold", "untouched"}; it passes when value > threshold.
     """
-    from utils import config
-
-    s = settings(config.get_profile("smoke"))
+    s = settings(get_profile("smoke"))
     _, tokenizer = load_seq2seq(s.model_id, device="cpu")
     train_ds = to_dataset(encode_pairs(tokenizer, load_pairs(s.data_source, "train", s.max_train_samples, seed=seed),
                                        s.max_source_length, s.max_target_length))

@@ -8,7 +8,7 @@ cure is a restart, after which the setup cell finds everything installed and doe
 
 This module uses only the standard library: the setup cell imports it right after installing
 the course package, before anything heavy is imported. Taught nowhere; used by every lesson's
-setup cell (see ``utils.course.SETUP_CELL``).
+setup cell (see ``course.tools.classroom.SETUP_CELL``).
 
 Example:
     >>> import types

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from utils import prompts
+
+# trl, transformers and utils.runtime (torch) are imported where used: building an SFTConfig's arguments stays light.
+
 
 def sft_config(output_dir: str, *, max_steps: int, batch_size: int, lr: float, eval_steps: int | None = None,
                max_length: int = 256, seed: int = 42, logging_steps: int | None = None,
@@ -68,7 +72,7 @@ def train(model, tokenizer, train_ds, args, eval_ds=None, peft_config=None) -> T
     """
     from trl import SFTTrainer
 
-    from utils import prompts, runtime
+    from utils import runtime
 
     prompts.check_tokenizer(tokenizer)
     missing = {"input_ids", "labels"} - set(train_ds.column_names)

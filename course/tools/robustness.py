@@ -30,7 +30,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils import checks, config, data, evaluation, models, prompts, runtime, train  # noqa: E402  (first: quiets bitsandbytes)
+from utils import checks, config, data, evaluation, mcq, models, prompts, qlora, runtime, seq2seq, sweep, train# noqa: E402  (first: quiets bitsandbytes)
 
 import torch  # noqa: E402
 
@@ -114,8 +114,6 @@ def lesson06(seed: int, **overrides) -> dict:
     """Lesson 06's smoke sweep (its plan, its run_one) with every run's seed moved by 10 x `seed`."""
     from peft import LoraConfig
 
-    from utils import sweep
-
     profile = config.get_profile("smoke", **overrides)
     runtime.seed_everything(seed)
     model, tokenizer = models.load_model_and_tokenizer(profile.model_id)
@@ -158,8 +156,6 @@ def lesson07(seed: int, **overrides) -> dict:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
-    from utils import mcq, qlora
-
     profile = config.get_profile("smoke", **overrides)
     runtime.seed_everything(seed)
     splits = data.load_medmcqa(profile.medmcqa_source)
@@ -186,8 +182,6 @@ def lesson07(seed: int, **overrides) -> dict:
 
 def lesson08(seed: int) -> dict:
     """Lesson 08's smoke LoRA run on the tiny T5 (utils.seq2seq.smoke_learning_run, the notebook's bar)."""
-    from utils import seq2seq
-
     r = seq2seq.smoke_learning_run(seed)
     return {f"{r['metric']}, above its bar": (r["value"], r["threshold"], r["value"] - r["threshold"])}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check in one command, for a bare GPU machine with no network (see utils/gpu_check.py).
-# Usage, from the repository root:  bash tools/gpu_check.sh [OUT]      (default OUT: gpu-results)
+# The GPU check in one command, for a bare GPU machine with no network (see course/tools/gpu_check.py).
+# Usage, from the repository root:  bash course/tools/gpu_check.sh [OUT]      (default OUT: gpu-results)
 # The pinned packages it lacks travel as wheels in .whl/ (make gpu-wheels); they are installed
 # into a scratch folder put first on PYTHONPATH, so `import utils` comes from this tree.
 set -uo pipefail
@@ -8,7 +8,7 @@ OUT="${1:-gpu-results}"
 PY="${PYTHON:-python3}"
 SITE="${GPU_CHECK_SITE:-/tmp/peft-course-site}"
 rm -rf "$SITE"; mkdir -p "$OUT" "$SITE"   # a scratch folder of our own: nothing left from an earlier run
-{ "$PY" -m utils.gpu_check install-wheels --target "$SITE" 2>&1 | tail -5; } > "$OUT/install.log"
+{ "$PY" -m course.tools.gpu_check install-wheels --target "$SITE" 2>&1 | tail -5; } > "$OUT/install.log"
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 shift $(( $# > 0 ? 1 : 0 ))
-"$PY" -m utils.gpu_check run --out "$OUT" "$@" 2>&1 | tee "$OUT/console.log"
+"$PY" -m course.tools.gpu_check run --out "$OUT" "$@" 2>&1 | tee "$OUT/console.log"

@@ -12,6 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from utils import config, data, prompts, train
+
+# The measured modules (torch) are imported inside each benchmark, so that one benchmark's imports are not another's timing.
+
 
 def _time(fn, repeat: int = 3) -> float:
     best = float("inf")
@@ -107,7 +111,7 @@ def bench_scoring_vs_generation(model_id: str | None = None, max_steps: int = 60
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from utils import config, data, evaluation, models, prompts, train
+    from utils import evaluation, models
 
     profile = config.get_profile()
     model, tok = models.load_model_and_tokenizer(model_id or profile.model_id, fallback_model_id=profile.fallback_model_id)
@@ -154,7 +158,7 @@ def bench_lessons(names: list[str] | None = None) -> dict:
     import nbformat
     from nbclient import NotebookClient
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = {}
     for path in sorted(root.glob("solutions/*/*.ipynb")):
         if names and path.parent.name not in names:

@@ -3,7 +3,7 @@
 The hub's Llama-3.2 tokenizer is gated; Meta's ``llama-models`` package on PyPI ships the same
 BPE ranks (``llama_models/llama3/tokenizer.model``: 128,000 base tokens, then 256 special
 tokens from id 128000). transformers' ``TikTokenConverter`` turns it into a fast tokenizer in a
-few seconds; it is cached in ``utils.models.cache_root()``.
+few seconds; it is cached in ``utils.config.cache_root()``.
 
 The tiny smoke model's tokenizer hides what the real one does (multi-token labels, prompt
 lengths, the date in the system header, the pad token), so the tests run the prompt, masking,
@@ -16,6 +16,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from utils.config import build_once, cache_root
 
 # Llama-3's special tokens in id order from 128000 (llama_models/llama3/tokenizer.py), then reserved ones.
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
@@ -80,24 +82,6 @@ def build(folder) -> None:
 
 def load():
     """The real Llama-3.2 tokenizer (built once, then cached)."""
-    import os
-    import shutil
-    import tempfile
-
     from transformers import AutoTokenizer
 
-    from utils.models import cache_root
-
-    target = cache_root() / "llama3-tokenizer-v1"
-    if not (target / "tokenizer.json").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=target.parent, prefix=".building-")
-        try:
-            build(tmp)
-            try:
-                os.rename(tmp, target)       # atomic; a parallel build that finished first wins
-            except OSError:
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(str(target))
+    return AutoTokenizer.from_pretrained(str(build_once(cache_root() / "llama3-tokenizer-v1", build, marker="tokenizer.json")))

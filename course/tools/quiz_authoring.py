@@ -1,6 +1,10 @@
 """Writing a lesson's quiz section from its instructor bank (instructor tool, not in the student distribution).
 
-``python -m utils.quiz cells 04 [SECTION]`` prints the whole quiz section of lesson 04 as jupytext
+``python -m course.tools.quiz_authoring build`` (run by ``make release``) turns the instructor banks
+``course/quizzes/*.yaml`` into the student banks ``utils/quizzes/*.json`` (hashed practice keys,
+sealed explanations, graded questions as text only: see utils/quiz.py).
+
+``python -m course.tools.quiz_authoring cells 04 [SECTION]`` prints the whole quiz section of lesson 04 as jupytext
 py:percent cells with their nbgrader metadata: the practice/graded explanation, ``quiz.show``,
 the answers cell (a solution cell: release keeps only its dict of None), ``quiz.check``, the
 practice completion point and one graded cell per graded question, whose hidden test holds the
@@ -13,12 +17,17 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
+import sys
 from pathlib import Path
 
-from utils.quiz import QuizError, build_bank, read_source
+import yaml
 
-SOURCE_DIR = Path(__file__).resolve().parents[1] / "course" / "quizzes"   # the instructor banks
+from utils.quiz import BANK_DIR, QuizError, digest, keystream
+
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "course" / "quizzes"   # the instructor banks
 
 
 def load_source(lesson: str, source_dir: Path = SOURCE_DIR) -> dict:
@@ -53,7 +62,7 @@ def cells(lesson: str, section: str = "", source_dir: Path = SOURCE_DIR) -> str:
     Paste it between the Exercises and the Summary of solutions/NN_name/NN_name.ipynb (as text:
     ``jupytext --to py:percent``), convert back with ``jupytext --update --to ipynb``, then run
     ``make release``. The answers cell is a solution cell whose release keeps only the dict of
-    None (utils/course.py), so "Run all" goes on to the end; graded keys and explanations sit in
+    None (course/tools/classroom.py), so "Run all" goes on to the end; graded keys and explanations sit in
     hidden tests only.
     """
     src = load_source(lesson, source_dir)
@@ -103,3 +112,86 @@ def cells(lesson: str, section: str = "", source_dir: Path = SOURCE_DIR) -> str:
             "})", "### END HIDDEN TESTS", "",
         ]
     return "\n".join(md + code)
+
+
+# --- building the student banks ------------------------------------------------------------------
+
+def seal(text: str, seed: str) -> str:
+    """An option's explanation, XOR-sealed with the key stream of its option's digest (utils.quiz unseals it)."""
+    raw = text.encode()
+    return base64.b64encode(bytes(x ^ y for x, y in zip(raw, keystream(seed, len(raw))))).decode()
+
+
+def build_bank(source: dict, salt: str) -> dict:
+    """Turn an instructor bank (plain key) into the student bank (hashed key, sealed feedback)."""
+    lesson = source["lesson"]
+    questions = []
+    for q in source["questions"]:
+        options = {str(k).lower(): str(v) for k, v in q["options"].items()}
+        key = str(q["answer"]).lower()
+        if key not in options:
+            raise QuizError(f"{lesson} {q['id']}: key {key!r} is not among the options {list(options)}.")
+        missing = sorted(set(options) - {str(k).lower() for k in q["explain"]})
+        if missing:
+            raise QuizError(f"{lesson} {q['id']}: no explanation for option(s) {missing}.")
+        graded = q.get("graded", False)
+        if not isinstance(graded, bool):
+            raise QuizError(f"{lesson} {q['id']}: 'graded' must be true or false, got {graded!r}.")
+        text = " ".join(str(q["question"]).split())
+        if graded:   # text and options only: no key, no hash, no explanation
+            questions.append({"id": q["id"], "text": text, "options": options, "graded": True})
+            continue
+        feedback = {k: seal(str(q["explain"][k]).strip(), digest(salt, lesson, q["id"], k)) for k in options}
+        questions.append({"id": q["id"], "text": text, "options": options,
+                          "answer": digest(salt, lesson, q["id"], key), "feedback": feedback})
+    return {"lesson": lesson, "salt": salt, "questions": questions}
+
+
+def read_source(path: Path) -> dict:
+    """An instructor bank (YAML), with a clear message when it is not valid YAML."""
+    path = Path(path)
+    try:
+        source = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise QuizError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
+                        "quote text that contains ': '.") from None
+    if not isinstance(source, dict) or source.get("lesson") != path.stem:
+        raise QuizError(f"{path}: 'lesson' must equal the file name {path.stem!r}.")
+    return source
+
+
+def build_all(source_dir: Path = SOURCE_DIR, out_dir: Path = BANK_DIR) -> list[Path]:
+    """Write a student bank for every course/quizzes/*.yaml, keeping an existing bank's salt."""
+    written = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for src in sorted(Path(source_dir).glob("*.yaml")):
+        source = read_source(src)
+        target = out_dir / f"{src.stem}.json"
+        salt = json.loads(target.read_text())["salt"] if target.exists() else secrets.token_hex(16)
+        target.write_text(json.dumps(build_bank(source, salt), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        written.append(target)
+    return written
+
+
+USAGE = """usage: python -m course.tools.quiz_authoring build [SOURCE_DIR]   write utils/quizzes/*.json (default course/quizzes)
+       python -m course.tools.quiz_authoring cells NN [SECTION]    print lesson NN's quiz section as jupytext cells"""
+
+
+def main(argv: list[str]) -> None:
+    command, args = (argv[0], argv[1:]) if argv else ("", [])
+    try:
+        if command == "build" and len(args) <= 1:
+            for path in build_all(Path(args[0]) if args else SOURCE_DIR):
+                print(f"wrote {path}")
+        elif command == "cells" and 1 <= len(args) <= 2:
+            print(cells(args[0], *args[1:]))
+        else:
+            sys.exit(USAGE)
+    except QuizError as exc:
+        sys.exit(str(exc))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 """Instructor commands: stamp the repository URL, release, grade and write feedback with nbgrader.
 
-Run from the repository root (the Makefile does): ``python -m utils.course release|grade|feedback``.
+Run from the repository root (the Makefile does): ``python -m course.tools.classroom release|grade|feedback``.
 Uses nbgrader's Python API and gradebook, never the exit code of ``nbgrader validate`` (which is
 0 even when tests fail). Grading forces the smoke profile and offline mode so that it never
 trains a real model or waits on the network.
@@ -15,9 +15,16 @@ import re
 import shutil
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from course.tools import quiz_authoring
+from utils import quiz
+
+# nbgrader stays imported inside the functions that use it: nbgrader_config.py imports this module
+# while nbgrader's own apps start, and `make stamp` / the distribution checks run without it.
+
+ROOT = Path(__file__).resolve().parents[2]
 IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "outputs"]
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 GRADING_ENV = {"COURSE_PROFILE": "smoke", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -156,12 +163,10 @@ def stamp_setup_cells(root: Path | str = ROOT, url: str | None = None) -> list[P
 
 def release(root: Path | str = ROOT) -> None:
     """Stamp, rebuild the hashed quiz banks, and regenerate exercises/ from solutions/."""
-    from utils import quiz
-
     for path in stamp(root):
         print(f"stamped repository URL into {path}")
     if Path(root, "course", "quizzes").exists():
-        quiz.build_all(Path(root, "course", "quizzes"), Path(root, "utils", "quizzes"))
+        quiz_authoring.build_all(Path(root, "course", "quizzes"), Path(root, "utils", "quizzes"))
     nb_api = api(root)
     for name in assignments(root):
         result = nb_api.generate_assignment(name, force=True, create=True)
@@ -206,10 +211,10 @@ def release_preprocessors() -> list:
 # --- the student distribution ------------------------------------------------------------------------
 # dist/student/ is what a graded class publishes (at pyproject's Student-distribution URL): the
 # exercise notebooks, the utils package with its practice quiz banks, a README and a Makefile.
-# Nothing from solutions/, course/ (quiz keys, instructor guide, tools) or utils/course.py.
+# Nothing from solutions/ or course/ (quiz keys, instructor guide, the instructor's and maintainer's
+# tools): utils/ holds only what the notebooks import, and it ships whole.
 
 DIST = Path("dist", "student")
-DIST_UTILS_EXCLUDE = {"course.py", "quiz_authoring.py"}   # instructor tools: release, grade, feedback; quiz cells
 STUDENT_README = Path("course", "STUDENT_README.md")
 
 
@@ -231,15 +236,24 @@ def _student_pyproject(root: Path, url: str) -> str:
 def _student_makefile() -> str:
     # `.[local,lab,demo]`, not dev: no nbgrader (its JupyterLab extension is the instructor's), pytest or test tools;
     # Gradio for the lessons' optional demo cell.
+    # TORCH: PyPI's torch for Linux is the CUDA build (about 2.9 GB with its NVIDIA libraries); a Linux machine
+    # without `nvidia-smi` takes the CPU wheel from PyTorch's index instead, and falls back to PyPI where that
+    # index cannot be reached. macOS and Windows wheels on PyPI are CPU builds already.
     # utils.lab writes this kernel's metadata into the lessons, so that JupyterLab does not mark them modified on open.
-    return """# The student copy of the course: `make lab` sets up .venv (pinned, CPU PyTorch) and opens JupyterLab.
+    return """# The student copy of the course: `make lab` sets up .venv (pinned packages) and opens JupyterLab.
+# PyTorch: on Linux without an NVIDIA GPU the CPU build (a 183 MiB wheel instead of PyPI's 2.9 GB CUDA
+# build); force a choice with `make lab TORCH=cpu` or `make lab TORCH=pypi`.
 PYTHON ?= python3
 BIN    := .venv/bin
+TORCH  ?= $(if $(filter Linux,$(shell uname -s)),$(if $(shell command -v nvidia-smi),pypi,cpu),pypi)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup lab clean
 setup: .venv/.installed
 .venv/.installed: pyproject.toml
 \t@test -x $(BIN)/python || $(PYTHON) -m venv .venv
+\t@$(if $(filter cpu,$(TORCH)),echo "PyTorch: the CPU build (TORCH=cpu)"; $(BIN)/python -m pip install -q --retries 1 --timeout 20 --index-url $(TORCH_CPU_INDEX) "torch==2.13.0" \\
+\t\t|| echo "could not reach $(TORCH_CPU_INDEX): PyTorch comes from PyPI instead (the CUDA build on Linux, about 2.9 GB)",)
 \t$(BIN)/python -m pip install -q -e ".[local,lab,demo]"
 \t@touch $@
 lab: setup
@@ -269,8 +283,7 @@ def build_student_distribution(root: Path | str = ROOT, out: Path | str | None =
         badge = f"https://colab.research.google.com/github/{slug}/blob/main/exercises/{name}/{name}.ipynb"
         rows.append(f"| {name[:2]} | [{_lesson_title(nb)}](exercises/{name}/{name}.ipynb) | "
                     f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({badge}) |")
-    shutil.copytree(root / "utils", out / "utils", ignore=shutil.ignore_patterns(
-        "__pycache__", "*.pyc", ".ipynb_checkpoints", *DIST_UTILS_EXCLUDE))
+    shutil.copytree(root / "utils", out / "utils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
     template = Path(root, STUDENT_README).read_text(encoding="utf-8")
     (out / "README.md").write_text(template.replace("{url}", url).replace("{url_name}", url.rsplit("/", 1)[-1])
                                      .replace("{lessons}", "\n".join(rows)), encoding="utf-8")
@@ -307,8 +320,7 @@ def shipped_reference_lines(root: Path | str = ROOT) -> set[str]:
     """
     root = Path(root)
     solution, _ = _instructor_lines(root)
-    shipped = "\n".join(p.read_text(encoding="utf-8") for p in Path(root, "utils").glob("*.py")
-                        if p.name not in DIST_UTILS_EXCLUDE)
+    shipped = "\n".join(p.read_text(encoding="utf-8") for p in Path(root, "utils").glob("*.py"))
     return {ln for ln in solution if ln in shipped}
 
 
@@ -320,8 +332,6 @@ def distribution_leaks(dist: Path | str, root: Path | str = ROOT) -> list[str]:
     graded quiz keys (a grade_answer call, a graded explanation, the hash of any option of a
     graded question), and files that only the instructor has.
     """
-    from utils import quiz
-
     dist, root = Path(dist), Path(root)
     solution, hidden = _instructor_lines(root)
     needles = {ln: "a solution line" for ln in solution - shipped_reference_lines(root)}
@@ -329,7 +339,7 @@ def distribution_leaks(dist: Path | str, root: Path | str = ROOT) -> list[str]:
     needles |= {m: "a solution or hidden-test marker" for m in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
                                                                 "END HIDDEN TESTS", "quiz.grade_answer(", "QUIZ_ANSWERS.update(")}
     for src in sorted(Path(root, "course", "quizzes").glob("*.yaml")):
-        bank = quiz.read_source(src)
+        bank = quiz_authoring.read_source(src)
         salt_file = Path(root, "utils", "quizzes", f"{src.stem}.json")
         salt = json.loads(salt_file.read_text())["salt"] if salt_file.exists() else None
         for q in bank["questions"]:
@@ -338,12 +348,12 @@ def distribution_leaks(dist: Path | str, root: Path | str = ROOT) -> list[str]:
             for letter, text in q["explain"].items():
                 needles[" ".join(str(text).split())[:60]] = f"the explanation of graded {src.stem} {q['id']}"
                 if salt:
-                    needles[quiz._digest(salt, src.stem, q["id"], str(letter).lower())] = f"a hash of graded {src.stem} {q['id']}"
+                    needles[quiz.digest(salt, src.stem, q["id"], str(letter).lower())] = f"a hash of graded {src.stem} {q['id']}"
     problems = []
     for path in sorted(p for p in dist.rglob("*") if p.is_file()):
         rel = path.relative_to(dist).as_posix()
         if rel.startswith(("solutions/", "course/", "autograded/", "submitted/", "feedback/")) or path.suffix in (".yaml", ".yml") \
-                and path.name != "environment.yml" or path.name in ("gradebook.db", "nbgrader_config.py", *DIST_UTILS_EXCLUDE):
+                and path.name != "environment.yml" or path.name in ("gradebook.db", "nbgrader_config.py"):
             problems.append(f"{rel}: an instructor file")
         raw = path.read_bytes().decode("utf-8", errors="ignore")
         texts = [raw]
@@ -424,9 +434,6 @@ def grade(root: Path | str = ROOT, cell_timeout: int | None = None) -> list[dict
     A failing or broken submission is reported and the batch goes on.
     """
     from nbgrader.api import Gradebook, MissingEntry
-
-    import warnings
-
     from sqlalchemy.exc import SAWarning
 
     warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader 0.9.6 autoflush noise, harmless
@@ -490,5 +497,5 @@ if __name__ == "__main__":
                 "dist": lambda: print(f"built {build_student_distribution()}"),
                 "grade": grade, "feedback": feedback}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        sys.exit(f"usage: python -m utils.course {{{','.join(commands)}}}")
+        sys.exit(f"usage: python -m course.tools.classroom {{{','.join(commands)}}}")
     commands[sys.argv[1]]()

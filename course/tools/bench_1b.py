@@ -23,8 +23,8 @@ written to OUT/bench-1b.json. ``--tiny`` runs the same code on the CPU with a sc
 config (``make test`` does, in seconds); its numbers are not meaningful, its keys are the same.
 
 Example:
-    $ python -m utils.bench_1b --out bench-results            # CUDA GPU: the 1B architecture
-    $ python -m utils.bench_1b --tiny --out /tmp/b             # CPU: tiny config, same JSON keys
+    $ python -m course.tools.bench_1b --out bench-results            # CUDA GPU: the 1B architecture
+    $ python -m course.tools.bench_1b --tiny --out /tmp/b             # CPU: tiny config, same JSON keys
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+
+from course.tools import llama_tokenizer
+from utils import data, prompts
+from utils.config import PROFILES
+
+# torch and the model modules are imported where used: --help and the CPU-only arithmetic stay light.
+
 
 T4_FP16_TFLOPS = 65.0            # NVIDIA T4 datasheet: 65 TFLOP/s mixed-precision (fp16) tensor-core peak
 T4_MEMORY_MIB = 15_360           # 16 GB GDDR6 as nvidia-smi reports it on Colab (about 15 GB usable)
@@ -63,7 +70,7 @@ class BenchSettings:
     batch_size: int = 4                  # utils.config.PROFILES["colab"].batch_size
     seq_len: int = DEFAULT_PROMPT_TOKENS      # lesson 04: padded UIT-VSFC training batch
     qlora_seq_len: int = DEFAULT_MCQ_TOKENS   # lesson 07: padded MedMCQA training batch
-    seq_len_source: str = "constants measured 2026-11-26 (utils.bench_1b)"
+    seq_len_source: str = "constants measured 2026-11-26 (course.tools.bench_1b)"
     eval_batch_size: int = 8
     gen_tokens: int = 6
     steps: int = 10
@@ -72,8 +79,6 @@ class BenchSettings:
 
     @classmethod
     def for_run(cls, tiny: bool, **overrides) -> "BenchSettings":
-        from utils.config import PROFILES
-
         colab = PROFILES["colab"]
         base = dict(batch_size=colab.batch_size)
         if not tiny:
@@ -90,7 +95,7 @@ def lesson_seq_lens(batch_size: int) -> dict:
     import statistics
 
     try:
-        from utils import data, llama_tokenizer, mcq, prompts
+        from utils import mcq
 
         tok = llama_tokenizer.load()
     except ModuleNotFoundError:
@@ -266,18 +271,18 @@ def bench(settings: BenchSettings, emit=print) -> dict:
         del optimizer, step
         peft_model.eval()
         peft_model.config.use_cache = True
-        prompts = _batch(config, settings.eval_batch_size, settings.seq_len, device)
-        prompts.pop("labels")
+        prompt_batch = _batch(config, settings.eval_batch_size, settings.seq_len, device)
+        prompt_batch.pop("labels")
 
         @torch.no_grad()
         def score():
             with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
-                return peft_model(**prompts).logits[:, -1, :].float().log_softmax(-1)
+                return peft_model(**prompt_batch).logits[:, -1, :].float().log_softmax(-1)
 
         @torch.no_grad()
         def generate():
             with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
-                return peft_model.generate(**prompts, max_new_tokens=settings.gen_tokens, min_new_tokens=settings.gen_tokens,
+                return peft_model.generate(**prompt_batch, max_new_tokens=settings.gen_tokens, min_new_tokens=settings.gen_tokens,
                                            do_sample=False, pad_token_id=config.eos_token_id)
 
         meter = Meter(device)
@@ -291,7 +296,7 @@ def bench(settings: BenchSettings, emit=print) -> dict:
                       max(1, settings.steps // 2), prompts_per_s=round(settings.eval_batch_size / per_batch, 1),
                       gen_tokens=settings.gen_tokens, what=f"greedy generation of {settings.gen_tokens} tokens"))
         lora_model = weakref.ref(model.get_input_embeddings().weight)   # the largest tensor (525 MB in fp16)
-        del peft_model, model, prompts, batch, score, generate
+        del peft_model, model, prompt_batch, batch, score, generate
         _free(device)
 
         # --- lesson 07: QLoRA ----------------------------------------------------------------------
@@ -350,13 +355,13 @@ def _qlora(settings: BenchSettings, config, folder: Path, device: str, dtype) ->
                  footprint_4bit_mib=round(footprint / 2**20, 1),
                  what="NF4 + double quant, LoRA r=16 all 7 projections (rsLoRA), grad checkpointing, paged 8-bit AdamW")
     model.eval()
-    prompts = _batch(config, settings.eval_batch_size, settings.qlora_seq_len, device)
-    prompts.pop("labels")
+    prompt_batch = _batch(config, settings.eval_batch_size, settings.qlora_seq_len, device)
+    prompt_batch.pop("labels")
 
     @torch.no_grad()
     def score():
         with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
-            return model(**prompts).logits[:, -1, :].float()
+            return model(**prompt_batch).logits[:, -1, :].float()
 
     rec["eval_score_batch_s"] = round(_timed(score, settings.steps, 1, device), 4)
     del model, optimizer
@@ -366,8 +371,6 @@ def _qlora(settings: BenchSettings, config, folder: Path, device: str, dtype) ->
 
 def t4_estimate(phases: dict, s: BenchSettings) -> dict:
     """Minutes per colab-profile lesson on a T4, scaled by measured matmul throughput (an ESTIMATE)."""
-    from utils.config import PROFILES
-
     p = PROFILES["colab"]
     ratio = phases["matmul"]["tflops"] / T4_FP16_TFLOPS        # > 1: the T4 is slower than this GPU
     eval_batches = math.ceil(p.max_eval_samples / s.eval_batch_size)
@@ -400,7 +403,7 @@ def t4_estimate(phases: dict, s: BenchSettings) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m utils.bench_1b", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course.tools.bench_1b", description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="CPU, scaled-down config (what make test runs)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--jsonl", type=Path, default=None, help="also append each phase to this JSON-lines file")

@@ -17,7 +17,7 @@ pyarrow, matplotlib, ...): replacing those needs a runtime restart, which the se
 asks for (utils/setup_check.py). Writes the report to colab-check/ and prints it.
 
 Example:
-    $ python -m utils.colab_check --out colab-check
+    $ python -m course.tools.colab_check --out colab-check
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "course" / "colab" / "colab-packages.txt"
 # Imported by a fresh Colab kernel before the first cell, or by the first cells of most notebooks
 # (pandas imports pyarrow when it is installed). A change to one of these needs a restart.
@@ -253,7 +253,7 @@ def report_text(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m utils.colab_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course.tools.colab_check", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("colab-check"))
     args = parser.parse_args(argv)
     result = check(args.out)
