@@ -155,3 +155,28 @@ def test_laptop_profile_runs_real_weights_on_the_cpu_and_real_data_only_online(m
     offline = config.get_profile("laptop")
     assert (offline.vsfc_source, offline.medmcqa_source, offline.meaningful) == ("sample", "sample", False)
     assert "NOT meaningful" in config.banner(offline)
+
+
+def test_build_once_builds_in_a_temporary_folder_then_renames(tmp_path, monkeypatch):
+    """utils.config.build_once: one build per target, an atomic rename, nothing left behind when a build fails."""
+    from utils import config
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "empty-cache"))
+    calls = []
+
+    def build(folder):
+        assert folder.parent == config.cache_root() and folder.name.startswith(".building-")
+        calls.append(folder)
+        (folder / "model.safetensors").write_text("weights")
+
+    target = config.cache_root() / "thing-123"
+    assert config.build_once(target, build) == target and (target / "model.safetensors").read_text() == "weights"
+    assert config.build_once(target, build) == target and len(calls) == 1, "a built target is not built again"
+
+    def broken(folder):
+        (folder / "half.bin").write_text("x")
+        raise RuntimeError("the build failed")
+
+    with pytest.raises(RuntimeError):
+        config.build_once(config.cache_root() / "other", broken)
+    assert sorted(p.name for p in config.cache_root().iterdir()) == ["thing-123"], "no half-built folder is left"
