@@ -133,6 +133,25 @@ def test_references_are_found_by_name():
     assert set(STUBS_04) == {"mask_prompt", "collate", "next_token_accuracy"}   # quiz_answers is not an exercise
 
 
+def test_references_named_by_the_hidden_tests():
+    """Exercises named apart from their utils function get the one their own_work check switches off."""
+    refs = sim.own_work_references()
+    assert refs["corpus_bleu"] == ("utils.seq2seq.corpus_bleu_from_tokens",)
+    assert refs["t5_lora_param_count"] == ("utils.seq2seq.t5_lora_params",)
+    assert "utils.quant.nf4_quantize" in refs["nf4_quantize_block"]
+    assert [q for q, _ in sim.reference_sources(["corpus_bleu"])] == ["utils.seq2seq.corpus_bleu_from_tokens"]
+
+
+@pytest.mark.parametrize("release", sorted(ROOT.glob("exercises/*/*.ipynb")), ids=lambda p: p.parent.name)
+def test_blank_submissions_never_pair(release):
+    """Two blank submissions and the solved source: no blank appears in any pair, on every lesson."""
+    stubs = sim.exercise_sources(release)
+    assert stubs, release
+    solved = ROOT / "solutions" / release.parent.name / release.name
+    pairs = sim.report({"blank1": release, "blank2": release, "solved": solved}, stubs)
+    assert {p.student for p in pairs} | {p.other for p in pairs} <= {"solved"} | {p.other for p in pairs if p.other.startswith("reference ")}
+
+
 def test_copies_are_flagged():
     assert sim.similarity(VERBATIM, REF_MASK, STUB) == pytest.approx(1.0)
     assert sim.similarity(RENAMED, REF_MASK, STUB) >= sim.THRESHOLD + 0.2
@@ -154,6 +173,14 @@ def test_stub_alone_is_not_flagged():
     assert sim.similarity(STUB, STUB, STUB) == 0.0
     assert sim.similarity(STUB, REF_MASK, STUB) == 0.0
     assert sim.similarity(STUB + "\n", STUB.replace("raise NotImplementedError()", "pass"), STUB) == 0.0
+
+
+def test_one_line_exercises_are_not_judged():
+    """Everyone who solves lesson 01's lora_param_count writes `return r * (d_in + d_out)`: no pair."""
+    stub = sim.exercise_sources(ROOT / "exercises/01_peft_theory/01_peft_theory.ipynb")["lora_param_count"]
+    solved = stub.replace("raise NotImplementedError()", "return r * (d_in + d_out)")
+    assert sim.similarity(solved, solved, stub) == 0.0
+    assert sim.similarity(solved, sim.references()["lora_param_count"][0][1], stub) == 0.0
 
 
 def test_similarity_is_pythons_tokens_not_text():
