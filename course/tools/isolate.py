@@ -216,7 +216,9 @@ def _run_child(work: Path, student: str, assignment: str, cell_timeout, wall_lim
         proc.wait()
         log.close()
     child = work / RESULT
-    if child.exists():
+    if not (work / "solutions").exists():
+        result["problems"].append("the notebook deleted its own grading folder (files outside the submission): it scores 0")
+    elif child.exists():
         data = json.loads(child.read_text())
         for nb, cells in data["notebook_scores"].items():
             result["notebook_scores"].setdefault(nb, {}).update(cells)
