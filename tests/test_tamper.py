@@ -90,6 +90,11 @@ HOSTILE = {
     "monkeypatch torch": ("torch.allclose = lambda *a, **k: True", "module attribute write"),
     "%run": ("%run helper.py", "ipython internals"),
     "os._exit": ("import os\nos._exit(0)", "process control"),
+    "mock.patch": ("from unittest import mock\nmock.patch('utils.checks.own_work').start()", "mock patch"),
+    "locals() write": ("locals()['checks'] = None", "globals write"),
+    "setattr passed around": ("f = setattr\nf(quiz, 'grade_answer', print)", "builtin passed around"),
+    "setattr through map": ("list(map(setattr, [quiz], ['check_format'], [print]))", "builtin passed around"),
+    "sys.modules fetched": ("import sys\nq = sys.modules['utils.quiz']\nq.grade_answer = print", "sys.modules"),
 }
 
 
@@ -145,6 +150,13 @@ model.config = {"pad_token_id": 0}
 setattr(model, "extra", 1)
 import gc
 gc.collect()
+import sys
+if "google.colab" not in sys.modules:    # the setup cell's check, copied: a read
+    pass
+for name, value in vars(model).items():  # vars() of the student's own object
+    pass
+def peek():
+    return sorted(locals())
 x = np.zeros(3)
 checks.check_defined(globals(), "helper")
 '''

@@ -13,17 +13,21 @@ module parses every cell a student can edit and lists, per cell, each line that
   ``__dict__`` / ``vars(module)``, ``importlib.reload``, dynamic imports (``__import__``,
   ``importlib.import_module``), the garbage collector's object graph (``gc.get_referrers``,
   ``gc.get_objects``), frames (``sys._getframe``, ``inspect.currentframe``/``stack``, ``f_back``,
-  ``f_globals``, ``f_locals``), ``exec``/``eval``/``compile``, ``ctypes``, process control
-  (``os._exit``, ``os.kill``, ``signal``), or the IPython shell's internals (``get_ipython().user_ns``,
-  ``.events``, input transformers, ``%run``/``%load_ext``).
+  ``f_globals``, ``f_locals``), ``exec``/``eval``/``compile``/``marshal``, ``ctypes``, process
+  control (``os._exit``, ``os.kill``, ``signal``), ``unittest.mock`` (``mock.patch("utils.checks...")``),
+  ``setattr``/``exec``/``globals`` passed around as values (``f = setattr``, ``map(setattr, ...)``),
+  or the IPython shell's internals (``get_ipython().user_ns``, ``.events``, ``%run``/``%load_ext``).
 
 Aliases are resolved (``import utils.checks as _c``, ``from utils import quiz as q``, ``m = _q``,
 ``for m in (_q, _c)``), and the imports of the whole notebook count, so a cell that uses the
 notebook's own ``checks`` without importing it is still caught. A normal solution is not flagged:
 imports of torch, numpy or math, its own helpers and classes, attributes of its own objects
 (``self.x = ...``, ``model.config.pad_token_id = ...``), ``setattr`` on a module of its own model,
-``torch.manual_seed``, ``gc.collect()``, ``nn.Module`` subclasses (tests/test_tamper.py walks every
-reference solution).
+``torch.manual_seed``, ``gc.collect()``, ``nn.Module`` subclasses, ``"google.colab" in sys.modules``
+(tests/test_tamper.py walks every reference solution). Rebinding a name the notebook imported at top
+level (``data = [...]`` where lesson 04 imported ``utils.data``) is listed even when harmless:
+``prompts = SimpleNamespace(mask_prompt=mask_prompt)`` would defeat the own-work check, and the two
+cannot be told apart statically.
 
 What it cannot catch: this is static analysis of Python that can compute anything. Code that
 builds a name from strings and reaches the grader through an object the analysis does not
@@ -160,7 +164,7 @@ KINDS = (
     "module attribute write", "setattr on an import", "rebinds an imported name", "globals write",
     "sys.modules", "sys internals", "builtins", "function internals", "module __dict__", "importlib.reload",
     "dynamic import", "gc object graph", "frame inspection", "exec/eval/compile", "ctypes", "process control",
-    "ipython internals", "unparseable",
+    "ipython internals", "mock patch", "builtin passed around", "unparseable",
 )
 
 # dotted names (after alias resolution) that are findings wherever they appear, longest match wins
@@ -183,6 +187,7 @@ FORBIDDEN = {
     "os.abort": "process control", "os.fork": "process control", "signal": "process control",
     "_thread.interrupt_main": "process control", "faulthandler": "process control",
     "types.FunctionType": "function internals", "types.CodeType": "function internals",
+    "marshal": "exec/eval/compile", "unittest.mock": "mock patch", "mock": "mock patch",
 }
 FORBIDDEN_ATTRS = {   # attribute names that are findings on any object
     "__code__": "function internals", "__globals__": "function internals", "__closure__": "function internals",
@@ -194,6 +199,7 @@ FORBIDDEN_ATTRS = {   # attribute names that are findings on any object
 }
 FORBIDDEN_NAMES = {"__builtins__": "builtins", "__import__": "dynamic import", "__loader__": "dynamic import"}
 EXEC_NAMES = {"exec", "eval", "compile"}
+PASSED_AROUND = {"setattr", "delattr", "exec", "eval", "compile", "globals", "locals", "vars", "__import__"}
 IPYTHON_SAFE_ATTRS = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
 IPYTHON_BAD_MAGICS = {"run", "load_ext", "reload_ext", "load", "config", "autoreload", "aimport", "alias_magic",
                       "macro", "writefile", "store", "reset", "xdel"}
@@ -249,7 +255,8 @@ class _Scanner(ast.NodeVisitor):
         self.function_depth = 0
         self.globals_declared: set[str] = set()
         self.local_defs: set[str] = set()
-        self.grader_args: set[int] = set()   # id() of call nodes passed straight to a utils function
+        self.grader_args: set[int] = set()
+        self.called: set[int] = set()        # id() of the func node of every call   # id() of call nodes passed straight to a utils function
 
     # helpers
     def add(self, node, kind: str) -> None:
@@ -315,7 +322,7 @@ class _Scanner(ast.NodeVisitor):
             return
         if isinstance(target, ast.Subscript):
             base = target.value
-            if isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id in ("globals", "vars") \
+            if isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id in ("globals", "vars", "locals") \
                     and not base.args:
                 self.add(node, "globals write")
             return
@@ -434,7 +441,18 @@ class _Scanner(ast.NodeVisitor):
             self.add(node, "ipython internals")
         self.generic_visit(node)
 
+    def visit_Compare(self, node):
+        """`"google.colab" in sys.modules` only asks whether a module is loaded: not a finding."""
+        if all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) and len(node.comparators) == 1 \
+                and self.resolve(node.comparators[0]) == "sys.modules":
+            self.visit(node.left)
+            return
+        self.generic_visit(node)
+
     def visit_Name(self, node):
+        if node.id in PASSED_AROUND and id(node) not in self.called and isinstance(node.ctx, ast.Load) \
+                and self._is_builtin(node.id):
+            self.add(node, "builtin passed around")   # f = setattr; f(quiz, ...)
         if node.id in FORBIDDEN_NAMES:
             self.add(node, FORBIDDEN_NAMES[node.id])
         origin = self.aliases.get(node.id)
@@ -452,6 +470,7 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Call(self, node):
         func = node.func
+        self.called.add(id(func))
         if self.is_grader(self.resolve(func)):   # checks.check_defined(globals(), ...): the grader's own read
             self.grader_args.update(id(a) for a in node.args if isinstance(a, ast.Call))
         first = node.args[0] if node.args else None
@@ -462,7 +481,8 @@ class _Scanner(ast.NodeVisitor):
                 self.add(node, "setattr on an import")
             elif func.id == "vars" and first is not None and self.resolve(first):
                 self.add(node, "module __dict__")
-            elif func.id == "globals" and id(node) not in self.grader_args:
+            elif (func.id == "globals" or (func.id == "locals" and not self.function_depth)) \
+                    and id(node) not in self.grader_args:
                 self.add(node, "globals write")
         if isinstance(func, ast.Attribute) and func.attr in ("__setattr__", "__delattr__") \
                 and (self._imported(func.value) or (first is not None and self._imported(first))):
