@@ -24,6 +24,7 @@ so a worker machine needs the course installed, not the instructor's files.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -35,6 +36,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from course.tools import classroom
+from utils.config import cache_root
 
 ROOT = Path(__file__).resolve().parents[2]          # the repository whose utils the kernels import
 WALL_LIMIT_S = 1800                                 # lesson 06's sweep takes ~90 s per submission on 2 cores
@@ -123,10 +127,8 @@ def _max_scores(source: dict[str, bytes]) -> dict[str, dict[str, float]]:
 
 def read_source(root: Path | str, assignment: str) -> dict[str, bytes]:
     """The files nbgrader needs of a lesson's source folder solutions/<assignment>/, as {relative path: bytes}."""
-    from course.tools.classroom import IGNORE
-
     folder = Path(root, "solutions", assignment)
-    skip = {p for pattern in IGNORE for p in folder.rglob(pattern)}
+    skip = {p for pattern in classroom.IGNORE for p in folder.rglob(pattern)}
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and not any(s == p or s in p.parents for s in skip)}
 
@@ -135,6 +137,47 @@ def read_submission(root: Path | str, student: str, assignment: str) -> dict[str
     """The files of submitted/<student>/<assignment>/ as {relative path: bytes} (read here, sent as bytes)."""
     folder = Path(root, "submitted", student, assignment)
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _graded_ids(nb: dict) -> set[str]:
+    return {c["metadata"]["nbgrader"]["grade_id"] for c in nb.get("cells", [])
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
+def prepare_submission(root: Path, student: str, assignment: str) -> tuple[list[str], bool]:
+    """Check one submission before nbgrader sees it; return (problems to report, gradable?).
+
+    - a notebook saved under another name ("Copy of ...", "... (1)") is graded under the right
+      name when it is the only candidate (a copy is put beside it; the original is kept);
+    - a file that is not valid notebook JSON is reported and scores 0;
+    - graded cells the student deleted are reported (nbgrader restores and grades them).
+    """
+    folder = Path(root, "submitted", student, assignment)
+    problems = []
+    for source in sorted(Path(root, "solutions", assignment).glob("*.ipynb")):
+        target = folder / source.name
+        others = sorted(p for p in folder.glob("*.ipynb") if not Path(root, "solutions", assignment, p.name).exists())
+        if target.exists() and len(others) == 1 and others[0].read_bytes() == target.read_bytes():
+            problems.append(f"{others[0].name!r} graded as {source.name!r} (renamed; the copy was made by an earlier run)")
+        elif not target.exists():
+            if len(others) == 1:
+                shutil.copy(others[0], target)
+                problems.append(f"{others[0].name!r} graded as {source.name!r} (the notebook was renamed)")
+            else:
+                found = ", ".join(repr(p.name) for p in others) or "no notebook"
+                problems.append(f"missing notebook {source.name!r} (found {found}): it scores 0")
+                continue
+        try:
+            submitted = json.loads(target.read_text(encoding="utf-8"))
+            if not isinstance(submitted, dict) or "cells" not in submitted:
+                raise ValueError("no cells")
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"{target.name} is not a valid notebook ({exc.__class__.__name__}): it scores 0")
+            return problems, False
+        deleted = sorted(_graded_ids(json.loads(source.read_text())) - _graded_ids(submitted))
+        if deleted:
+            problems.append(f"graded cell(s) {deleted} were deleted from {target.name}; restored from the source and graded")
+    return problems, True
 
 
 def grade_one(root: Path | str, student: str, assignment: str, files: dict[str, bytes], *, cell_timeout: int | None = None,
@@ -155,7 +198,6 @@ def grade_payload(payload: dict, *, cell_timeout: int | None = None, wall_limit_
                   mem_limit_gb: float | None = MEM_LIMIT_GB) -> dict:
     """grade_one's work on a self-contained payload (the lesson source and the submission as bytes):
     what a worker on another machine runs."""
-    from course.tools import classroom
 
     start = time.monotonic()
     student, assignment = payload["student"], payload["assignment"]
@@ -176,7 +218,7 @@ def grade_payload(payload: dict, *, cell_timeout: int | None = None, wall_limit_
                 target.write_bytes(data)
         (work / "home").mkdir()
         (work / "tmp").mkdir()
-        problems, gradable = classroom._prepare_submission(work, student, assignment)
+        problems, gradable = prepare_submission(work, student, assignment)
         result["problems"] += problems
         if gradable:
             _run_child(work, student, assignment, cell_timeout, wall_limit_s, mem_limit_gb, payload.get("readonly", []), result)
@@ -193,8 +235,6 @@ def _safe(name: str) -> str:
 
 
 def _run_child(work: Path, student: str, assignment: str, cell_timeout, wall_limit_s, mem_limit_gb, readonly, result) -> None:
-    from course.tools import classroom
-    from utils.config import cache_root
 
     prefix, _ = sandbox()
     env = {**os.environ, **classroom.GRADING_ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -257,7 +297,7 @@ def _cell_problems(result: dict, cell_timeout) -> list[str]:
                     out.append(f"{name}: {gid} ran out of memory (the grading memory limit)")
                 elif "Read-only file system" in str(o.get("evalue")):
                     out.append(f"{name}: {gid} tried to change files outside its folder (read-only while grading)")
-    return out
+    return list(dict.fromkeys(out))                     # one line per cell and reason (a timeout can leave two errors)
 
 
 # --- the subprocess: nbgrader autograde in the temporary course -------------------------------------------
@@ -269,7 +309,6 @@ def _child(work: Path, student: str, assignment: str, cell_timeout: int) -> None
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy.exc import SAWarning
 
-    from course.tools import classroom
 
     warnings.filterwarnings("ignore", category=SAWarning)
     nb_api = classroom.api(work, cell_timeout or None)
@@ -305,6 +344,22 @@ def _autograde_reason(graded: dict) -> str:
 
 # --- the course gradebook: the only writer -------------------------------------------------------------------
 
+def register(root: Path | str, assignment: str):
+    """Register the lesson's cells in root's gradebook when it does not know them yet (a release, as
+    grading.grade does for a fresh gradebook); return the NbGraderAPI of root."""
+    from nbgrader.api import Gradebook
+
+
+    nb_api = classroom.api(root)
+    with Gradebook(nb_api.coursedir.db_url) as gb:
+        known = {a.name for a in gb.assignments if a.notebooks}
+    if assignment not in known:
+        registered = nb_api.generate_assignment(assignment, force=True, create=True)
+        if not registered["success"]:
+            raise SystemExit(f"could not register {assignment} in the gradebook of {root}:\n{registered['error']}")
+    return nb_api
+
+
 def merge(root: Path | str, result: dict) -> None:
     """Write one grade_one result into root: autograded/<student>/<assignment>/ and the course gradebook."""
     import warnings
@@ -312,22 +367,15 @@ def merge(root: Path | str, result: dict) -> None:
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy.exc import SAWarning
 
-    from course.tools import classroom
-
     warnings.filterwarnings("ignore", category=SAWarning)
     root = Path(root)
     student, assignment = result["student"], result["assignment"]
-    nb_api = classroom.api(root)
-    with Gradebook(nb_api.coursedir.db_url) as gb:
-        known = {a.name for a in gb.assignments if a.notebooks}
-    if assignment not in known:                       # a fresh gradebook: register the cells (= a release)
-        registered = nb_api.generate_assignment(assignment, force=True, create=True)
-        if not registered["success"]:
-            raise SystemExit(f"could not register {assignment} in the gradebook:\n{registered['error']}")
+    nb_api = register(root, assignment)
     folder = root / "autograded" / student / assignment
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    if result["notebooks"]:                           # nothing to show for a file that was not a notebook
+        folder.mkdir(parents=True)
     for rel, data in {**result.get("files", {}), **result["notebooks"]}.items():
         target = folder / rel
         if not target.resolve().is_relative_to(folder.resolve()):
@@ -345,8 +393,7 @@ def merge(root: Path | str, result: dict) -> None:
         for nb in sub.notebooks:
             cells = by_notebook.get(nb.name, result["scores"])
             for g in nb.grades:
-                auto = cells.get(g.name, [0.0])[0] if g.name in cells or g.name in result["scores"] else 0.0
-                g.auto_score = float(auto)
+                g.auto_score = float(cells.get(g.name, [0.0])[0])   # a cell the result lacks: 0
                 g.needs_manual_grade = g.manual_score is not None
             for c in nb.comments:
                 c.auto_comment = result.get("comments", {}).get(c.name)
@@ -368,30 +415,50 @@ def grade_all(root: Path | str, items: list[tuple[str, str]], jobs: int = 1, sch
     payloads = []
     for student, assignment in items:
         if assignment not in sources:
+            register(root, assignment)                 # fails here, before hours of grading, if the source is broken
             sources[assignment] = read_source(root, assignment)
         payloads.append({"student": student, "assignment": assignment, "source": sources[assignment],
                          "files": read_submission(root, student, assignment), "readonly": [str(root)]})
-    if scheduler:
-        from distributed import Client
+    results = []
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            from distributed import Client
 
-        with Client(scheduler) as client:
+            client = stack.enter_context(Client(scheduler))
             futures = [client.submit(grade_payload, p, pure=False, **limits) for p in payloads]
-            results = client.gather(futures)
-    elif jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+            outcomes = (_outcome(f.result) for f in futures)
+        elif jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(functools.partial(_grade_payload_kw, limits=limits), payloads))
-    else:
-        results = [grade_payload(p, **limits) for p in payloads]
-    for result in results:
-        merge(root, result)
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")))
+            futures = [pool.submit(grade_payload, p, **limits) for p in payloads]
+            outcomes = (_outcome(f.result) for f in futures)
+        else:
+            outcomes = (_outcome(functools.partial(grade_payload, p, **limits)) for p in payloads)
+        for payload, outcome in zip(payloads, outcomes):   # in the order of items, each as soon as it is there
+            if isinstance(outcome, BaseException):        # a worker died or was lost: this submission only
+                outcome = _lost(payload, outcome)
+            merge(root, outcome)
+            results.append(outcome)
     return results
 
 
-def _grade_payload_kw(payload: dict, limits: dict) -> dict:
-    return grade_payload(payload, **limits)
+def _outcome(get):
+    try:
+        return get()
+    except Exception as exc:                              # BrokenProcessPool, KilledWorker, ...
+        return exc
+
+
+def _lost(payload: dict, exc: BaseException) -> dict:
+    maxima = _max_scores(payload["source"])
+    return {"student": payload["student"], "assignment": payload["assignment"],
+            "scores": {g: [0.0, m] for nb in maxima.values() for g, m in nb.items()},
+            "notebook_scores": {nb: {g: [0.0, m] for g, m in cells.items()} for nb, cells in maxima.items()},
+            "comments": {}, "notebooks": {}, "files": {}, "seconds": 0.0, "sandbox": "",
+            "problems": [f"the grading worker failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+                         "grade this submission again"]}
 
 
 if __name__ == "__main__":
