@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Tests and grading never touch the network and never train a real model.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_PROFILE=smoke
 
-.PHONY: setup lab test test-gpu release grade feedback bench clean gpu-check gpu-wheels bench-1b colab-check demo test-browser smollm2 test-real robustness
+.PHONY: setup lab test test-gpu release grade feedback grade-scheduler grade-worker bench bench-training bench-grading clean gpu-check gpu-wheels bench-1b colab-check demo test-browser smollm2 test-real robustness
 
 # A Linux laptop without an NVIDIA GPU: `make setup TORCH=cpu` takes torch from PyTorch's CPU wheel
 # index (a 183 MiB wheel) instead of PyPI, whose torch 2.13.0 is the CUDA build plus NVIDIA libraries
@@ -80,14 +80,35 @@ test-gpu: setup
 release: setup
 	$(BIN)/python -m course.tools.classroom release
 
+# make grade [JOBS=N] [SCHEDULER=tcp://host:8786]: every submission graded alone (course/tools/grading.py), on N local
+# processes (default 1 here, whatever the test target's JOBS default) or a Dask cluster. INSTRUCTORS.md section 3.
+GRADE_JOBS = $(if $(filter file,$(origin JOBS)),1,$(JOBS))
 grade: setup
-	$(OFFLINE) $(BIN)/python -m course.tools.classroom grade
+	$(OFFLINE) $(BIN)/python -m course.tools.grading grade --jobs $(GRADE_JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 feedback: setup
-	$(OFFLINE) $(BIN)/python -m course.tools.classroom feedback
+	$(OFFLINE) $(BIN)/python -m course.tools.grading feedback
 
-bench: setup
+# A Dask cluster for make grade SCHEDULER=...: grade-scheduler on one machine, grade-worker on each machine that has
+# this repository and `make setup` (JOBS worker processes of one thread; they import course.tools.isolate from here).
+DASK_PORT ?= 8786
+grade-scheduler: setup
+	$(BIN)/dask scheduler --port $(DASK_PORT) --dashboard-address :0
+
+grade-worker: setup
+	@test -n "$(SCHEDULER)" || { echo "name the scheduler: make grade-worker SCHEDULER=tcp://host:$(DASK_PORT)"; exit 1; }
+	$(OFFLINE) OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR) $(BIN)/dask worker $(SCHEDULER) --nworkers $(GRADE_JOBS) --nthreads 1
+
+# Benchmarks, not part of make test. make bench runs both: bench-training (course.tools.bench) and bench-grading,
+# 40 generated lesson-04 submissions graded as make grade does with JOBS=1 and JOBS=2: submissions per minute, the
+# speed-up, and the seconds for one lesson-06 submission (BENCH_GRADING_ARGS="--count 12" for a shorter run).
+bench: bench-training bench-grading
+
+bench-training: setup
 	$(OFFLINE) $(BIN)/python -m course.tools.bench
+
+bench-grading: setup
+	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m course.tools.bench_grading $(BENCH_GRADING_ARGS)
 
 # --- GPU and Colab checks (course/HARDWARE.md) ------------------------------------------------------
 GPU_OUT    ?= gpu-results

@@ -3,6 +3,7 @@
 Uses nbgrader's Python API and gradebook (the exit code of `nbgrader validate` is 0 even on failure).
 """
 
+import csv
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from course.tools import classroom as course
+from course.tools import grading
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = course.assignments(ROOT)
@@ -44,6 +46,92 @@ for q in quiz.load_bank("01")["questions"]:
             break
 """
 CELL_TIMEOUT = 30
+# Issue 17: the tamperer's four lines (first answer cell), then each exercise a wrapper of the course's own code.
+TAMPER = """import contextlib as _cl, utils.checks as _c, utils.quiz as _q
+_c.own_work = lambda *a, **k: _cl.nullcontext()
+for _n in ('grade_answer', 'check_format', 'check_answered'):
+    setattr(_q, _n, lambda *a, **k: None)
+from utils import lora as _l
+
+class LoRALinear(_l.LoRALinear):
+    pass
+"""
+WRAPPERS = {name: f"def {name}(*a, **k):\n    return _l.{name}(*a, **k)\n"
+            for name in ("lora_param_count", "llama_lora_params", "lora_scaling")}
+# An honest student: every lesson 01 exercise written independently of the reference (and correct).
+HONEST = {
+    "lora_linear": """class LoRALinear(nn.Module):
+    \"\"\"My adapter: a frozen layer plus scaling * B(A(x)).\"\"\"
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float):
+        super().__init__()
+        if type(r) is not int or r < 1:
+            raise ValueError("the rank has to be a positive int")
+        for weight in base.parameters():
+            weight.requires_grad = False
+        self.base = base
+        down = torch.empty(r, base.in_features)
+        torch.nn.init.kaiming_uniform_(down, a=5 ** 0.5)
+        self.lora_A = nn.Parameter(down)
+        self.lora_B = nn.Parameter(base.weight.new_zeros(base.out_features, r))
+        self.scaling = alpha / r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = torch.nn.functional.linear(x, self.lora_A)
+        return self.base(x) + self.scaling * torch.nn.functional.linear(low, self.lora_B)
+
+    def merge(self) -> nn.Linear:
+        has_bias = self.base.bias is not None
+        fused = nn.Linear(self.base.in_features, self.base.out_features, bias=has_bias)
+        update = self.scaling * torch.mm(self.lora_B, self.lora_A)
+        fused.weight.data = (self.base.weight.data + update).clone()
+        if has_bias:
+            fused.bias.data = self.base.bias.data.clone()
+        return fused
+""",
+    "lora_param_count": "def lora_param_count(d_out: int, d_in: int, r: int) -> int:\n    return d_out * r + r * d_in\n",
+    "llama_lora_params": """def llama_lora_params(config, r: int, targets=("q_proj", "v_proj")) -> int:
+    d = config.hidden_size
+    hd = getattr(config, "head_dim", None) or d // config.num_attention_heads
+    q_dim, kv_dim, ff = config.num_attention_heads * hd, config.num_key_value_heads * hd, config.intermediate_size
+    layer_dims = {"q_proj": (q_dim, d), "k_proj": (kv_dim, d), "v_proj": (kv_dim, d), "o_proj": (d, q_dim),
+                  "gate_proj": (ff, d), "up_proj": (ff, d), "down_proj": (d, ff)}
+    per_block = 0
+    for name in targets:
+        rows, cols = layer_dims[name]
+        per_block += lora_param_count(rows, cols, r)
+    return per_block * config.num_hidden_layers
+""",
+    "lora_scaling": """def lora_scaling(alpha: float, r: int, use_rslora: bool = False) -> float:
+    if r < 1:
+        raise ValueError("r has to be at least 1")
+    denominator = math.sqrt(r) if use_rslora else r
+    return alpha / denominator
+""",
+}
+# The renamed copier: the model answer with its local names and comments changed.
+RENAMES = {"merged": "fused_layer", "h": "hid", "head_dim": "hdim", "q_out": "qo", "kv_out": "kvo", "shapes": "table",
+           "t": "tgt"}
+
+
+def _renamed(src: str) -> str:
+    src = re.sub(r"(?m)^\s*### (BEGIN|END) SOLUTION\n", "", src)
+    src = re.sub(r'"""[^"]*"""', '"""Mine."""', src)
+    for old, new in RENAMES.items():
+        src = re.sub(rf"\b{old}\b", new, src)
+    return src
+
+
+def _reference_copy(name: str) -> str:
+    """What a copier pastes: the course's own source of the function or class the exercise asks for."""
+    import inspect
+
+    from utils import lora
+
+    obj = {"lora_linear": lora.LoRALinear}.get(name) or getattr(lora, name)
+    return inspect.getsource(obj)
+
+
 # Output a student cannot act on (issue 21 item 10): bitsandbytes' "kernels" notice (quieted when
 # utils is imported before torch / peft), library deprecation warnings, the tiny tokenizer's length notice.
 UNACTIONABLE = ("pip install kernels", "gemm_4bit_forward", "FutureWarning", "DeprecationWarning",
@@ -113,8 +201,8 @@ def lesson_run(tmp_path_factory):
             nb = f"{name}.ipynb"
             _submit(root, "alice", name, nb, (root / "solutions" / name / nb).read_text())    # the model answer
             _submit(root, "bob", name, nb, (root / "exercises" / name / nb).read_text())      # untouched release
-            rows = course.grade(root)
-            course.feedback(root)
+            rows = grading.grade(root)
+            grading.feedback(root)
             _LESSON_RUNS[name] = (root, {r["student"]: r for r in rows})
         return _LESSON_RUNS[name]
     return run
@@ -138,7 +226,14 @@ def graded(tmp_path_factory):
     _submit(root, "grace", SPECIMEN, f"Copy of {nb}", _work(root))                        # renamed the notebook
     _submit(root, "heidi", SPECIMEN, nb, '{"cells": [ this is not json')                 # a broken file
     _submit(root, "ivan", SPECIMEN, nb, _work(root, edits={"quiz_answers": lambda src: BRUTE_FORCE}))  # tries every letter
-    rows = course.grade(root, cell_timeout=CELL_TIMEOUT)
+    _submit(root, "mallory", SPECIMEN, nb, _work(root, blank={"quiz_answers"}, edits={       # tampers with the grader
+        "lora_linear": lambda src: TAMPER, **{k: (lambda src, v=v: v) for k, v in WRAPPERS.items()}}))
+    _submit(root, "oscar", SPECIMEN, nb, _work(root, edits={                                # pastes the utils reference
+        k: (lambda src, k=k: _reference_copy(k)) for k in ("lora_linear", "lora_param_count", "llama_lora_params", "lora_scaling")}))
+    _submit(root, "peggy", SPECIMEN, nb, _work(root, edits={                                # renames a classmate's answer
+        k: _renamed for k in ("lora_linear", "llama_lora_params", "lora_scaling")}))
+    _submit(root, "trent", SPECIMEN, nb, _work(root, edits={k: (lambda src, v=v: v) for k, v in HONEST.items()}))  # honest
+    rows = grading.grade(root, cell_timeout=CELL_TIMEOUT)
     return root, {(r["student"], r["assignment"]): r for r in rows}
 
 
@@ -202,7 +297,7 @@ class _LessonRoundTrip:
         name = self.lesson
         root, rows = lesson_run(name)
         lines = (root / "grades.csv").read_text().splitlines()
-        assert lines[0] == "student,assignment,score,max_score,failed_cells,problems" and len(lines) == 1 + len(rows)
+        assert lines[0] == "student,assignment,score,max_score,failed_cells,problems,flags" and len(lines) == 1 + len(rows)
         for student in ("alice", "bob"):
             html = root / "feedback" / student / name / f"{name}.html"
             assert html.exists() and "Score" in html.read_text()
@@ -283,34 +378,65 @@ class TestScenarios:
         _, rows = graded
         row = rows[("heidi", SPECIMEN)]
         assert row["score"] == 0 and any("not a valid notebook" in p for p in row["problems"])
-        assert len({s for s, _ in rows}) == 7                              # everyone after her was graded too
+        assert len({s for s, _ in rows}) == 11                             # everyone after her was graded too
 
 
-    def test_brute_forcing_the_practice_questions_earns_no_graded_quiz_point(self, graded):
-        """Issue 11's done-when: trying every letter finds the practice keys (worth the completion point
-        only) and nothing about the graded questions, which score only where the guess is right."""
+    def test_brute_forcing_the_quiz_earns_nothing(self, graded):
+        """Issue 11: trying every letter with the quiz's own check finds the practice keys and nothing about the
+        graded questions. Issue 17: quiz points come from the answers cell read as literals, outside the kernel,
+        so answers computed by code score 0, with a sentence that says why."""
         root, rows = graded
         scores = _cell_scores(root, "ivan")
         keys = {q["id"]: q["answer"] for q in yaml.safe_load((ROOT / "course/quizzes" / f"{SPECIMEN}.yaml").read_text())["questions"]
                 if q.get("graded")}
-        assert set(keys) == {"q7", "q8", "q9"} and sorted(set(keys.values())) != [GUESS], "the scenario needs a wrong guess"
-        assert scores["test_quiz_practice"] == 1
-        for qid, key in keys.items():
-            assert scores[f"test_quiz_{qid}"] == (1 if key == GUESS else 0), qid
-        missed = sum(key != GUESS for key in keys.values())
-        assert rows[("ivan", SPECIMEN)]["score"] == rows[("ivan", SPECIMEN)]["max_score"] - missed
+        assert set(keys) == {"q7", "q8", "q9"}
+        assert scores["test_quiz_practice"] == 0 and all(scores[f"test_quiz_{qid}"] == 0 for qid in keys)
+        row = rows[("ivan", SPECIMEN)]
+        assert row["score"] == row["max_score"] - 1 - len(keys)
         # nor could ivan have read them: his released notebook and quiz bank hold no graded key
         released = (root / "exercises" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text()
         assert "grade_answer" not in released and "QUIZ_ANSWERS.update" not in released
         bank = json.loads((ROOT / "utils" / "quizzes" / f"{SPECIMEN}.json").read_text())
         assert all(set(q) == {"id", "text", "options", "graded"} for q in bank["questions"] if q["id"] in keys)
-        # the feedback explains the graded questions after grading
-        html_path = root / "feedback" / "ivan" / SPECIMEN / f"{SPECIMEN}.html"
-        if not html_path.exists():
-            course.feedback(root)
-        html = html_path.read_text()
-        wrong = next(qid for qid, key in keys.items() if key != GUESS)
-        assert f"{wrong}: you answered {GUESS}); the answer is {keys[wrong]})." in html
+        # the feedback explains the graded questions after grading, and why they scored 0
+        html = _feedback_html(root, "ivan")
+        assert "Graded from your submitted answers cell" in html and "the answer is" in html
+
+    def test_the_tamperer_gets_nothing_and_is_flagged(self, graded):
+        """Issue 17's four lines: switch off own_work and the quiz helpers, wrap the course's functions."""
+        root, rows = graded
+        row = rows[("mallory", SPECIMEN)]
+        scores = _cell_scores(root, "mallory")
+        assert row["score"] <= scores["test_quiz_practice"] <= 1 and row["score"] == 0, (row, scores)
+        assert any("tampering" in f and "own_work" in f for f in row["flags"]), row["flags"]
+        assert any("setattr" in f or "attribute" in f for f in row["flags"]), row["flags"]
+        csv_row = next(r for r in csv.DictReader((root / "grades.csv").open()) if r["student"] == "mallory")
+        assert "tampering" in csv_row["flags"]
+        assert "reaches into the grader" in _feedback_html(root, "mallory")
+
+    def test_the_copiers_are_flagged(self, graded):
+        root, rows = graded
+        oscar = rows[("oscar", SPECIMEN)]["flags"]
+        assert any(f.startswith("similar: lora_linear to reference") for f in oscar), oscar
+        peggy = rows[("peggy", SPECIMEN)]["flags"]
+        classmates = {"dave", "erin", "frank", "grace", "ivan"}                     # hold the model answer she renamed
+        assert any(f.startswith("similar: llama_lora_params to ") and f.split(" to ")[1].split()[0] in classmates
+                   for f in peggy), peggy
+        listed = list(csv.DictReader((root / "similarity.csv").open()))
+        assert {r["student"] for r in listed} >= {"oscar", "peggy"} and all(float(r["score"]) > 0 for r in listed)
+
+    def test_the_honest_student_gets_full_marks_and_no_flag(self, graded):
+        _, rows = graded
+        row = rows[("trent", SPECIMEN)]
+        assert row["score"] == row["max_score"] > 0, row
+        assert row["flags"] == [], row["flags"]
+
+
+def _feedback_html(root, student) -> str:
+    path = root / "feedback" / student / SPECIMEN / f"{SPECIMEN}.html"
+    if not path.exists():
+        grading.feedback(root)
+    return path.read_text()
 
 
 @pytest.mark.parametrize("name", LESSONS)

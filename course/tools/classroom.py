@@ -1,21 +1,19 @@
-"""Instructor commands: stamp the repository URL, release, grade and write feedback with nbgrader.
+"""Instructor commands: stamp the repository URL, release with nbgrader, build the student distribution.
 
-Run from the repository root (the Makefile does): ``python -m course.tools.classroom release|grade|feedback``.
-Uses nbgrader's Python API and gradebook, never the exit code of ``nbgrader validate`` (which is
-0 even when tests fail). Grading forces the smoke profile and offline mode so that it never
-trains a real model or waits on the network.
+Run from the repository root (the Makefile does): ``python -m course.tools.classroom stamp|release|dist``.
+Grading and feedback are course/tools/grading.py. Uses nbgrader's Python API and gradebook, never
+the exit code of ``nbgrader validate`` (which is 0 even when tests fail). Grading forces the smoke
+profile and offline mode (GRADING_ENV) so that it never trains a real model or waits on the network.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
 import shutil
 import sys
 import tomllib
-import warnings
 from pathlib import Path
 
 from course.tools import quiz_authoring
@@ -368,134 +366,9 @@ def distribution_leaks(dist: Path | str, root: Path | str = ROOT) -> list[str]:
     return problems
 
 
-def _submissions(root: Path) -> list[tuple[str, str]]:
-    out = []
-    for student_dir in sorted(Path(root, "submitted").glob("*")):
-        if student_dir.is_dir():
-            out += [(student_dir.name, a.name) for a in sorted(student_dir.glob("*")) if a.is_dir()]
-    return out
-
-
-def _graded_ids(nb: dict) -> set[str]:
-    return {c["metadata"]["nbgrader"]["grade_id"] for c in nb.get("cells", [])
-            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
-
-
-def _prepare_submission(root: Path, student: str, assignment: str) -> tuple[list[str], bool]:
-    """Check one submission before nbgrader sees it; return (problems to report, gradable?).
-
-    - a notebook saved under another name ("Copy of ...", "... (1)") is graded under the right
-      name when it is the only candidate (a copy is put beside it; the original is kept);
-    - a file that is not valid notebook JSON is reported and scores 0;
-    - graded cells the student deleted are reported (nbgrader restores and grades them).
-    """
-    folder = Path(root, "submitted", student, assignment)
-    problems = []
-    for source in sorted(Path(root, "solutions", assignment).glob("*.ipynb")):
-        target = folder / source.name
-        others = sorted(p for p in folder.glob("*.ipynb") if not Path(root, "solutions", assignment, p.name).exists())
-        if target.exists() and len(others) == 1 and others[0].read_bytes() == target.read_bytes():
-            problems.append(f"{others[0].name!r} graded as {source.name!r} (renamed; the copy was made by an earlier run)")
-        elif not target.exists():
-            if len(others) == 1:
-                shutil.copy(others[0], target)
-                problems.append(f"{others[0].name!r} graded as {source.name!r} (the notebook was renamed)")
-            else:
-                found = ", ".join(repr(p.name) for p in others) or "no notebook"
-                problems.append(f"missing notebook {source.name!r} (found {found}): it scores 0")
-                continue
-        try:
-            submitted = json.loads(target.read_text(encoding="utf-8"))
-            if not isinstance(submitted, dict) or "cells" not in submitted:
-                raise ValueError("no cells")
-        except (ValueError, UnicodeDecodeError) as exc:
-            problems.append(f"{target.name} is not a valid notebook ({exc.__class__.__name__}): it scores 0")
-            return problems, False
-        deleted = sorted(_graded_ids(json.loads(source.read_text())) - _graded_ids(submitted))
-        if deleted:
-            problems.append(f"graded cell(s) {deleted} were deleted from {target.name}; restored from the source and graded")
-    return problems, True
-
-
-def _failed_cells(gb, assignment: str, student: str) -> list[str]:
-    """Autograded cells that did not earn full points, as 'grade_id (score/max)'."""
-    out = []
-    sub = gb.find_submission(assignment, student)
-    for nb in sub.notebooks:
-        for g in nb.grades:
-            if g.auto_score is not None and g.max_score and g.score < g.max_score:
-                out.append(f"{g.name} ({g.score:g}/{g.max_score:g})")
-    return out
-
-
-def grade(root: Path | str = ROOT, cell_timeout: int | None = None) -> list[dict]:
-    """Autograde every submitted/<student>/<assignment>/, write grades.csv, print a summary.
-
-    A failing or broken submission is reported and the batch goes on.
-    """
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
-
-    warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader 0.9.6 autoflush noise, harmless
-    root = Path(root)
-    os.environ.update(GRADING_ENV)
-    nb_api = api(root, cell_timeout)
-    with Gradebook(nb_api.coursedir.db_url) as gb:
-        known = {a.name for a in gb.assignments if a.notebooks}
-    for name in sorted(set(assignments(root)) - known):   # a fresh gradebook: register the cells (= a release)
-        result = nb_api.generate_assignment(name, force=True, create=True)
-        if not result["success"]:
-            raise SystemExit(f"could not register {name} in the gradebook:\n{result['error']}")
-    rows = []
-    for student, assignment in _submissions(root):
-        row = {"student": student, "assignment": assignment, "score": 0.0, "max_score": 0.0, "problems": [],
-               "failed_cells": []}
-        rows.append(row)
-        if assignment not in assignments(root):
-            row["problems"] = [f"unknown assignment {assignment!r}; known: {assignments(root)}"]
-            continue
-        row["problems"], gradable = _prepare_submission(root, student, assignment)
-        if gradable:
-            result = nb_api.autograde(assignment, student, force=True, create=True)
-            if not result["success"]:
-                last = (result["error"] or "").strip().splitlines()[-1:] or ["see nbgrader's log"]
-                row["problems"].append(f"autograde failed: {last[0]}")
-        with Gradebook(nb_api.coursedir.db_url) as gb:
-            row["max_score"] = gb.find_assignment(assignment).max_score
-            try:
-                row["score"] = gb.find_submission(assignment, student).score
-                row["failed_cells"] = _failed_cells(gb, assignment, student)
-            except MissingEntry:
-                pass
-    with open(root / "grades.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["student", "assignment", "score", "max_score", "failed_cells", "problems"])
-        for r in rows:
-            writer.writerow([r["student"], r["assignment"], r["score"], r["max_score"], " ".join(r["failed_cells"]),
-                             " | ".join(r["problems"])])
-    for r in rows:
-        print(f"{r['student']:<16} {r['assignment']:<24} {r['score']:>5.1f} / {r['max_score']:<5.1f}"
-              + (f"  lost points: {' '.join(r['failed_cells'])}" if r["failed_cells"] else "")
-              + "".join(f"\n    ! {p}" for p in r["problems"]))
-    print(f"wrote {root / 'grades.csv'} ({len(rows)} submissions)")
-    return rows
-
-
-def feedback(root: Path | str = ROOT) -> None:
-    """Write HTML feedback for every autograded submission into feedback/<student>/<assignment>/."""
-    root = Path(root)
-    nb_api = api(root)
-    for student_dir in sorted(Path(root, "autograded").glob("*")):
-        for assignment_dir in sorted(student_dir.glob("*")):
-            result = nb_api.generate_feedback(assignment_dir.name, student_dir.name, force=True)
-            status = "ok" if result["success"] else f"failed: {result['error']}"
-            print(f"feedback {student_dir.name}/{assignment_dir.name}: {status}")
-
-
 if __name__ == "__main__":
     commands = {"stamp": lambda: [print(f"stamped {p}") for p in stamp()], "release": release,
-                "dist": lambda: print(f"built {build_student_distribution()}"),
-                "grade": grade, "feedback": feedback}
+                "dist": lambda: print(f"built {build_student_distribution()}")}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: python -m course.tools.classroom {{{','.join(commands)}}}")
     commands[sys.argv[1]]()
