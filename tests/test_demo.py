@@ -53,25 +53,40 @@ def _probs(label_output) -> dict:
     return {c["label"]: c["confidence"] for c in label_output["confidences"]}
 
 
+TIE = 4e-3       # two probabilities closer than this: the server's float path may order them the other way
+
+
+def _assert_same_choice(label, probs, reference_label, reference_probs):
+    """The server's probabilities are the reference's (2e-3), its label is the top of its own probabilities, and
+    it is the reference's label unless the reference's top two are a near tie (smoke adapters are close to uniform:
+    another CPU or thread count rounds the server's forward pass differently, seen on an AMD EPYC)."""
+    assert set(probs) == set(reference_probs)
+    assert probs == pytest.approx(reference_probs, abs=2e-3)
+    assert label == max(probs, key=probs.get)
+    first, second = sorted(reference_probs.values(), reverse=True)[:2]
+    if first - second > TIE:
+        assert label == reference_label, (label, probs, reference_probs)
+
+
 def test_sentiment_label_is_evaluation_classify_s(server, adapters):
     model, tokenizer = _reference(adapters["sentiment"])
     table = evaluation.classify(model, tokenizer, SENTENCES, data.SENTIMENT_LABELS)
     for i, sentence in enumerate(SENTENCES):
         out = server.predict(sentence, api_name="/classify")
-        assert out["label"] == table["label"][i], (sentence, out, table.iloc[i].to_dict())
-        probs = _probs(out)
-        assert set(probs) == set(data.SENTIMENT_LABELS)
-        for label in data.SENTIMENT_LABELS:
-            assert probs[label] == pytest.approx(table[f"p({label})"][i], abs=2e-3)
+        assert set(_probs(out)) == set(data.SENTIMENT_LABELS)
+        _assert_same_choice(out["label"], _probs(out), table["label"][i],
+                            {label: table[f"p({label})"][i] for label in data.SENTIMENT_LABELS})
 
 
 def test_mcq_letters_are_mcq_answer_s(server, adapters):
     model, tokenizer = _reference(adapters["mcq"])
     row = mcq.answer(model, tokenizer, QUESTION[0], list(QUESTION[1:])).iloc[0]
     chosen, letters = server.predict(*QUESTION, api_name="/answer")
-    assert letters["label"] == row["answer"]
-    assert chosen == f"Answer: {row['answer']}. {QUESTION[1 + 'ABCD'.index(row['answer'])]}"
-    assert _probs(letters) == pytest.approx({x: row[f"P({x})"] for x in "ABCD"}, abs=2e-3)
+    _assert_same_choice(letters["label"], _probs(letters), row["answer"], {x: row[f"P({x})"] for x in "ABCD"})
+    picked = chosen.removeprefix("Answer: ")[:1]                      # the answer line: a near tie may name the other
+    probs = _probs(letters)
+    assert picked in probs and probs[picked] >= max(probs.values()) - TIE, (chosen, probs)
+    assert chosen == f"Answer: {picked}. {QUESTION[1 + 'ABCD'.index(picked)]}"
 
 
 @pytest.mark.parametrize("api, args, message", [
