@@ -10,7 +10,7 @@
   fp16's 65,504); ``fp16_overflow_probe`` measures the largest activation on a real batch and
   ``choose_precision`` picks bf16 where native, fp32 where fp16 would overflow, and says why.
 - **Training** with ``Seq2SeqTrainer`` (``train``), **generation** greedy or beam search
-  (``translate``), and the metrics of ``utils.evaluation`` (corpus BLEU with sacreBLEU's
+  (``translate``), and the text metrics (``translation_scores``: corpus BLEU with sacreBLEU's
   signature, chrF, ROUGE-L, a bootstrap interval for BLEU).
 - **LoRA against full fine-tuning**: ``run`` trains either on the same data and steps and returns
   trainable parameters, peak memory, time per step, size on disk and the scores.
@@ -572,8 +572,9 @@ def run(method: str, s: Seq2SeqSettings, train_ds, *, seed: int = 42, precision:
         output_dir: str = "outputs/08_run", device: str | None = None):
     """Train "lora" or "full" from a fresh copy of the base on the same data and steps.
 
-    Returns (model, tokenizer, row) with the row's trainable parameters, share, time per step,
-    peak memory and size on disk (adapter folder for LoRA, whole checkpoint for full fine-tuning).
+    Returns (model, tokenizer, result, row): the trained model and its tokenizer, the trainer's
+    result, and the row's trainable parameters, share, time per step, peak memory and size on disk
+    (adapter folder for LoRA, whole checkpoint for full fine-tuning).
     """
     from peft import get_peft_model
 
