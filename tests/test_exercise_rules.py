@@ -30,14 +30,26 @@ def test_what_a_hidden_test_switches_off_the_visible_test_switches_off_too(nb_pa
                                         "(checks.own_work) and the visible test does not: put the visible test in the same block")
 
 
+def _exercise_texts(nb_path):
+    """(grade_id, test source, the exercise's own text): the markdown from the last heading (### Exercise
+    N, or a section's) up to this graded test; the rest of the lesson does not count as telling the student."""
+    text = []
+    for cell in json.loads(nb_path.read_text())["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            text = [src] if re.search(r"^#{1,4} ", src, re.M) else [*text, src]
+        elif meta.get("grade"):
+            yield meta["grade_id"], src, "\n".join(text)
+
+
 @pytest.mark.parametrize("nb_path", NOTEBOOKS)
 def test_every_switched_off_reference_is_named_in_the_exercise_text(nb_path):
-    cells = json.loads(nb_path.read_text())["cells"]
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    for grade_id, src in _graded_tests(nb_path):
+    for grade_id, src, text in _exercise_texts(nb_path):
         for call in re.findall(r"own_work\(([^()]*)\)", src):
             for ref in [a.strip() for a in call.split(",")[1:]]:
                 if ref.startswith("*") or "=" in ref:
                     continue
                 name = ref.split(".")[-1]
-                assert f"{name}`" in text, f"{nb_path.stem} {grade_id}: `{ref}` is switched off but no exercise text names it"
+                assert f"{name}`" in text, (f"{nb_path.stem} {grade_id}: `{ref}` is switched off but the exercise's own "
+                                            "text (the markdown since its heading) does not name it")
