@@ -144,3 +144,16 @@ def test_settings_per_profile_and_clear_refusals():
 
 def test_learning_threshold_is_the_untouched_score_plus_the_gain():
     assert seq2seq.learning_threshold(10.0) == pytest.approx(10.0 + seq2seq.SMOKE_BLEU_GAIN)
+
+
+def test_course_dtype_makes_a_bf16_gpu_choose_as_a_t4_would(monkeypatch):
+    """make gpu-check's fp16 pass sets COURSE_DTYPE=float16: lesson 08 must then take the T4's path, not bf16."""
+    small, huge = {"max_activation": 100.0, "where": "x"}, {"max_activation": 60000.0, "where": "wo"}
+    monkeypatch.delenv("COURSE_DTYPE", raising=False)
+    assert seq2seq.choose_precision("cuda", small, native_bf16=True)[0] == "bf16"
+    monkeypatch.setenv("COURSE_DTYPE", "float16")
+    assert seq2seq.choose_precision("cuda", small, native_bf16=True)[0] == "fp16"
+    assert seq2seq.choose_precision("cuda", huge, native_bf16=True)[0] == "fp32"
+    assert seq2seq.choose_precision("cpu", small, native_bf16=True)[0] == "fp32"
+    monkeypatch.setenv("COURSE_DTYPE", "float32")
+    assert seq2seq.choose_precision("cuda", small, native_bf16=True)[0] == "fp32"

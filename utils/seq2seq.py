@@ -433,9 +433,17 @@ def choose_precision(device: str, probe: dict | None = None, native_bf16: bool |
 
     T5 was pre-trained in bf16, whose range equals fp32's; fp16 ends at 65,504 and FLAN-T5's
     feed-forward activations are known to exceed it (inf, then NaN loss). A T4 has no native bf16.
+    $COURSE_DTYPE=float16 makes a bf16 GPU choose as a T4 would (fp16 or fp32); bfloat16 / float32 force those.
     """
     if device != "cuda":
         return "fp32", "a CPU computes in fp32"
+    forced = runtime.forced_dtype()          # $COURSE_DTYPE (make gpu-check): what another GPU would pick
+    if forced == torch.float32:
+        return "fp32", f"{runtime.DTYPE_ENV}=float32 forces fp32"
+    if forced == torch.bfloat16:
+        return "bf16", f"{runtime.DTYPE_ENV}=bfloat16 forces bf16"
+    if forced == torch.float16:
+        native_bf16 = False                  # as on a T4: fp16 only where the probe leaves headroom
     if native_bf16 is None:
         native_bf16 = hardware.native_bf16("cuda")
     if native_bf16:

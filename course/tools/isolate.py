@@ -335,7 +335,7 @@ def _autograde_reason(graded: dict) -> str:
     text = f"{graded.get('error') or ''}\n{graded.get('log') or ''}"
     if "DeadKernelError" in text or "Kernel died" in text or "kernel died" in text:
         return ("the kernel died while running the notebook (os._exit, a kill signal, or the grading memory limit): "
-                "it scores 0")
+                "its code cells score 0 (make grade still grades the quiz from the answers cell in the file)")
     if "CellTimeoutError" in text or "TimeoutError" in text:
         return "a cell ran past the cell timeout and could not be interrupted (it ignores interrupts): it scores 0"
     last = [ln for ln in (graded.get("error") or "").strip().splitlines() if ln.strip()][-1:] or ["see nbgrader's log"]
