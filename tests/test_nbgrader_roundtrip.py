@@ -218,12 +218,12 @@ def graded(tmp_path_factory):
     _release(root, [SPECIMEN], cell_timeout=CELL_TIMEOUT)
     nb = f"{SPECIMEN}.ipynb"
     _submit(root, "carol", SPECIMEN, nb, _work(root, blank={"lora_linear"}))              # one exercise not done
-    _submit(root, "dave", SPECIMEN, nb, _work(root, blank={"lora_scaling"},               # edits a locked test to pass
-                                               edits={"test_lora_scaling": lambda src: "assert True\n"}))
-    _submit(root, "erin", SPECIMEN, nb, _work(root, edits={                                # a cell that never ends
+    # one student per behaviour a test names, two behaviours where they touch different cells (each submission
+    # costs a lesson-01 autograde, ~20 s on one core): dave also deleted a graded cell, erin also renamed the file
+    _submit(root, "dave", SPECIMEN, nb, _work(root, blank={"lora_scaling"}, drop={"test_lora_merge"},   # edits a locked
+                                               edits={"test_lora_scaling": lambda src: "assert True\n"}))  # test, deletes one
+    _submit(root, "erin", SPECIMEN, f"Copy of {nb}", _work(root, edits={                  # a cell that never ends, renamed
         "lora_param_count": lambda src: "import time\ntime.sleep(3600)\n" + src}))
-    _submit(root, "frank", SPECIMEN, nb, _work(root, drop={"test_lora_merge"}))          # deleted a graded cell
-    _submit(root, "grace", SPECIMEN, f"Copy of {nb}", _work(root))                        # renamed the notebook
     _submit(root, "heidi", SPECIMEN, nb, '{"cells": [ this is not json')                 # a broken file
     _submit(root, "ivan", SPECIMEN, nb, _work(root, edits={"quiz_answers": lambda src: BRUTE_FORCE}))  # tries every letter
     _submit(root, "mallory", SPECIMEN, nb, _work(root, blank={"quiz_answers"}, edits={       # tampers with the grader
@@ -303,8 +303,33 @@ class _LessonRoundTrip:
             assert html.exists() and "Score" in html.read_text()
 
 
+def _lesson08_shows_the_measured_table(self, lesson_run):
+    """Issue 18: the executed lesson 08 (smoke) shows sacreBLEU's signature, the untouched rows, LoRA and full
+    fine-tuning with parameters / time / memory / size, BLEU inside its interval, and the seed's labelled reference."""
+    import pandas as pd
+
+    root, _ = lesson_run(self.lesson)
+    folder = root / "autograded" / "alice" / self.lesson
+    text = _output_text(json.loads((folder / f"{self.lesson}.ipynb").read_text()))
+    assert re.search(r"sacreBLEU signature: nrefs:1\|bs:\d+\|seed:12345\|case:mixed\|eff:no\|tok:13a\|smooth:exp\|version:2\.6\.0",
+                     text), "no sacreBLEU signature in the output"
+    assert "NOT meaningful" in text and "seed 004, 'LoRA'" in text and "16M (~21 %)" in text
+    table = pd.read_csv(folder / "outputs" / "08_table.csv", index_col=0)
+    assert list(table.index) == ["untouched, greedy", "untouched, beam 4", "LoRA, beam 4", "full fine-tuning, beam 4",
+                                 "LoRA, greedy"]
+    assert ((table["BLEU 95% CI low"] <= table["BLEU"]) & (table["BLEU"] <= table["BLEU 95% CI high"])).all()
+    assert table[["chrF", "ROUGE-L"]].notna().all().all()
+    lora_row, full_row = table.loc["LoRA, beam 4"], table.loc["full fine-tuning, beam 4"]
+    assert 0 < lora_row["trainable parameters"] < 0.05 * full_row["trainable parameters"] and full_row["trainable %"] == 100
+    assert 0 < lora_row["size on disk (MiB)"] < full_row["size on disk (MiB)"]
+    memory = next(c for c in table.columns if c.startswith("peak memory"))
+    assert (table.loc[["LoRA, beam 4", "full fine-tuning, beam 4"], ["seconds per step", memory]] > 0).all().all()
+
+
+_EXTRA = {"08_lora_seq2seq": {"test_the_executed_lesson_shows_the_measured_table": _lesson08_shows_the_measured_table}}
 for _name in LESSONS:
-    globals()[f"TestRoundTrip_{_name}"] = type(f"TestRoundTrip_{_name}", (_LessonRoundTrip,), {"lesson": _name})
+    globals()[f"TestRoundTrip_{_name}"] = type(f"TestRoundTrip_{_name}", (_LessonRoundTrip,),
+                                               {"lesson": _name, **_EXTRA.get(_name, {})})
 
 
 @pytest.mark.parametrize("name", LESSONS)
@@ -361,24 +386,24 @@ class TestScenarios:
 
     def test_a_deleted_graded_cell_is_reported_restored_and_graded(self, graded):
         root, rows = graded
-        row = rows[("frank", SPECIMEN)]
-        assert any("test_lora_merge" in p and "deleted" in p for p in row["problems"])
-        assert _cell_scores(root, "frank")["test_lora_merge"] == 1
-        assert row["score"] == row["max_score"]
+        row = rows[("dave", SPECIMEN)]
+        assert any("test_lora_merge" in p and "deleted" in p for p in row["problems"]), row["problems"]
+        assert _cell_scores(root, "dave")["test_lora_merge"] == 1
+        assert row["score"] == row["max_score"] - 1                          # only the edited test_lora_scaling lost
 
 
     def test_a_renamed_notebook_is_graded_under_its_name(self, graded):
-        _, rows = graded
-        row = rows[("grace", SPECIMEN)]
-        assert row["score"] == row["max_score"] > 0
-        assert any("renamed" in p and "Copy of" in p for p in row["problems"])
+        root, rows = graded
+        row = rows[("erin", SPECIMEN)]
+        assert any("renamed" in p and "Copy of" in p for p in row["problems"]), row["problems"]
+        assert _cell_scores(root, "erin")["test_lora_init"] == 1 and row["score"] == row["max_score"] - 3 > 0
 
 
     def test_a_broken_file_is_reported_and_the_batch_goes_on(self, graded):
         _, rows = graded
         row = rows[("heidi", SPECIMEN)]
         assert row["score"] == 0 and any("not a valid notebook" in p for p in row["problems"])
-        assert len({s for s, _ in rows}) == 11                             # everyone after her was graded too
+        assert len({s for s, _ in rows}) == 9                              # everyone after her was graded too
 
 
     def test_brute_forcing_the_quiz_earns_nothing(self, graded):
@@ -419,7 +444,7 @@ class TestScenarios:
         oscar = rows[("oscar", SPECIMEN)]["flags"]
         assert any(f.startswith("similar: lora_linear to reference") for f in oscar), oscar
         peggy = rows[("peggy", SPECIMEN)]["flags"]
-        classmates = {"dave", "erin", "frank", "grace", "ivan"}                     # hold the model answer she renamed
+        classmates = {"dave", "erin", "ivan"}                                           # hold the model answer she renamed
         assert any(f.startswith("similar: llama_lora_params to ") and f.split(" to ")[1].split()[0] in classmates
                    for f in peggy), peggy
         listed = list(csv.DictReader((root / "similarity.csv").open()))

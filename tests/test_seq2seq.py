@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from utils import config, data, seq2seq
+from utils import config, data, evaluation, models, seq2seq
 
 
 def _rows(split):
@@ -26,12 +26,12 @@ def test_sample_splits_are_disjoint_unique_and_have_wmt16s_layout():
                     assert not shared, f"{a} and {b} share {side} sentences: {sorted(shared)[:3]}"
 
 
-def test_load_pairs_reads_the_sample_and_refuses_unknown_splits():
-    pairs = seq2seq.load_pairs("sample", "validation")
+def test_load_wmt16_reads_the_sample_and_refuses_unknown_splits():
+    pairs = data.load_wmt16("sample", "validation")
     assert len(pairs) == 100 and pairs[0] == _rows("validation")[0]
-    assert len(seq2seq.load_pairs("sample", "train", limit=10)) == 10
+    assert len(data.load_wmt16("sample", "train", limit=10)) == 10
     with pytest.raises(ValueError, match="split"):
-        seq2seq.load_pairs("sample", "dev")
+        data.load_wmt16("sample", "dev")
 
 
 def test_prepare_labels_masks_padding_and_shifts_the_decoder_input():
@@ -51,7 +51,7 @@ def test_the_course_collator_equals_transformers_seq2seq_collator(tiny):
     from transformers import DataCollatorForSeq2Seq
 
     model, tokenizer = tiny
-    enc = seq2seq.encode_pairs(tokenizer, seq2seq.load_pairs("sample", "test")[:4])
+    enc = seq2seq.encode_pairs(tokenizer, data.load_wmt16("sample", "test")[:4])
     examples = [{"input_ids": i, "labels": lab} for i, lab in zip(enc["input_ids"], enc["labels"])]
     ours = seq2seq.collate(tokenizer, examples, model.config.decoder_start_token_id)
     theirs = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)(examples)
@@ -78,24 +78,57 @@ def test_corpus_bleu_from_counts_matches_sacrebleu_without_tokenization():
 
     hyps = ["the cat sat on the mat", "a dog runs in the park today", "she reads the old book"]
     refs = ["the cat sat on a mat", "the dog runs in the park", "she reads an old book"]
-    ours = seq2seq.corpus_bleu_from_tokens([h.split() for h in hyps], [r.split() for r in refs])
+    ours = evaluation.corpus_bleu_from_tokens([h.split() for h in hyps], [r.split() for r in refs])
     assert ours == pytest.approx(BLEU(tokenize="none").corpus_score(hyps, [refs]).score, abs=1e-9)
-    assert seq2seq.corpus_bleu_from_tokens([["the", "cat", "sat", "on", "the", "mat"]],
+    assert evaluation.corpus_bleu_from_tokens([["the", "cat", "sat", "on", "the", "mat"]],
                                            [["the", "cat", "sat", "on", "a", "mat"]]) == pytest.approx(53.728, abs=1e-3)
     # corpus BLEU is not the mean of sentence BLEUs: the second sentence alone has no 4-gram match
-    assert seq2seq.corpus_bleu_from_tokens([["a", "b", "c"]], [["a", "b", "d"]]) == 0.0
+    assert evaluation.corpus_bleu_from_tokens([["a", "b", "c"]], [["a", "b", "d"]]) == 0.0
 
 
 def test_translation_scores_have_signature_interval_and_perfect_scores_for_copies():
     refs = ["The dog sleeps in the garden.", "Does the girl read the book?", "The car is not new."]
-    perfect = seq2seq.translation_scores(refs, refs, n_bootstrap=50)
+    perfect = evaluation.translation_scores(refs, refs, n_bootstrap=50)
     assert perfect["BLEU"] == pytest.approx(100) and perfect["chrF"] == pytest.approx(100)
     assert perfect["ROUGE-L"] == pytest.approx(100)
     assert "tok:13a" in perfect["signature"] and "bs:50" in perfect["signature"] and "version:2.6.0" in perfect["signature"]
-    worse = seq2seq.translation_scores(["The dog sleeps.", "The girl reads a book.", "The car is new."], refs, n_bootstrap=50)
+    worse = evaluation.translation_scores(["The dog sleeps.", "The girl reads a book.", "The car is new."], refs, n_bootstrap=50)
     assert worse["BLEU"] < 100 and worse["BLEU 95% CI low"] <= worse["BLEU 95% CI high"]
     with pytest.raises(ValueError, match="one reference per hypothesis"):
-        seq2seq.translation_scores(refs[:2], refs)
+        evaluation.translation_scores(refs[:2], refs)
+
+
+def test_the_bleu_interval_uses_public_api_and_matches_sacrebleus_bootstrap():
+    """utils.evaluation.bleu_bootstrap (sentence counts + BLEU.compute_bleu, no private attribute): its corpus
+    score is sacreBLEU's, and its percentile interval has the half-width sacreBLEU prints (the same resamples)."""
+    import random
+
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(0)
+    pairs = data.load_wmt16("sample", "test")[:60]
+    refs = [p["en"] for p in pairs]
+    hyps = [" ".join(w for w in r.split() if rng.random() > 0.3) or r for r in refs]   # a degraded system
+    score, low, high = evaluation.bleu_bootstrap(hyps, refs, n_bootstrap=200)
+    bleu = BLEU()
+    official = bleu.corpus_score(hyps, [refs], n_bootstrap=200)
+    assert score == pytest.approx(official.score, abs=1e-9)
+    printed = json.loads(official.format(is_json=True, width=6, signature=str(bleu.get_signature())))
+    assert (high - low) / 2 == pytest.approx(printed["confidence_var"], abs=1e-5)
+    assert low < score < high
+    scores = evaluation.translation_scores(hyps, refs, n_bootstrap=200)
+    assert (scores["BLEU 95% CI low"], scores["BLEU 95% CI high"]) == (low, high) and "bs:200" in scores["signature"]
+
+
+def test_load_wmt16_says_how_many_empty_pairs_it_dropped(tmp_path):
+    rows = [{"translation": {"de": "Der Hund schläft.", "en": "The dog sleeps."}},
+            {"translation": {"de": "Das Auto.", "en": "  "}}]
+    (tmp_path / "copy").mkdir()
+    for path in (tmp_path / "pairs.jsonl", tmp_path / "copy" / "test.jsonl"):      # one file; a folder of splits
+        path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+        with pytest.warns(UserWarning, match="dropped 1 of 2 pairs with an empty side"):
+            assert data.load_wmt16(str(path.parent if path.name == "test.jsonl" else path), "test") == \
+                [{"de": "Der Hund schläft.", "en": "The dog sleeps."}]
 
 
 @pytest.mark.parametrize("model_id, total", [("google/flan-t5-small", 76_961_152), ("google/flan-t5-base", 247_577_856)])
@@ -104,9 +137,9 @@ def test_flan_t5_sizes_and_lora_counts_against_peft_on_the_meta_device(model_id,
 
     from utils import lora
 
-    cfg = seq2seq.flan_t5_config(model_id)
-    base = seq2seq.meta_t5(cfg)
-    assert seq2seq.flan_t5_params(model_id) == total                # the published checkpoints' sizes (77 M, 248 M)
+    cfg = models.flan_t5_config(model_id)
+    base = models.meta_t5(cfg)
+    assert models.flan_t5_params(model_id) == total                # the published checkpoints' sizes (77 M, 248 M)
     assert sum(p.numel() for p in base.parameters()) == total - cfg.vocab_size * cfg.d_model   # lm_head tied when built
     peft_model = get_peft_model(base, seq2seq.lora_config(8, 32))
     assert lora.count_parameters(peft_model)[0] == seq2seq.t5_lora_params(cfg, 8)
@@ -128,7 +161,7 @@ def test_choose_precision_never_picks_fp16_that_would_overflow():
 
 def test_fp16_probe_reads_the_largest_activation(tiny):
     model, tokenizer = tiny
-    enc = seq2seq.encode_pairs(tokenizer, seq2seq.load_pairs("sample", "test")[:4])
+    enc = seq2seq.encode_pairs(tokenizer, data.load_wmt16("sample", "test")[:4])
     batch = seq2seq.collate(tokenizer, [{"input_ids": i, "labels": lab} for i, lab in zip(enc["input_ids"], enc["labels"])],
                             model.config.decoder_start_token_id)
     probe = seq2seq.fp16_overflow_probe(model, batch)

@@ -136,10 +136,10 @@ def test_references_are_found_by_name():
 def test_references_named_by_the_hidden_tests():
     """Exercises named apart from their utils function get the one their own_work check switches off."""
     refs = sim.own_work_references()
-    assert refs["corpus_bleu"] == ("utils.seq2seq.corpus_bleu_from_tokens",)
+    assert refs["corpus_bleu"] == ("utils.evaluation.corpus_bleu_from_tokens",)
     assert refs["t5_lora_param_count"] == ("utils.seq2seq.t5_lora_params",)
     assert "utils.quant.nf4_quantize" in refs["nf4_quantize_block"]
-    assert [q for q, _ in sim.reference_sources(["corpus_bleu"])] == ["utils.seq2seq.corpus_bleu_from_tokens"]
+    assert [q for q, _ in sim.reference_sources(["corpus_bleu"])] == ["utils.evaluation.corpus_bleu_from_tokens"]
 
 
 @pytest.mark.parametrize("release", sorted(ROOT.glob("exercises/*/*.ipynb")), ids=lambda p: p.parent.name)

@@ -1,4 +1,4 @@
-"""Load UIT-VSFC and MedMCQA from the Hub, a local file or folder, or the bundled samples.
+"""Load UIT-VSFC, MedMCQA and WMT16 de-en from the Hub, a local file or folder, or the bundled samples.
 
 One loader per dataset, whatever the source, so the notebooks never change between the smoke
 profile (bundled samples, no network) and a GPU run (the hub datasets):
@@ -130,3 +130,51 @@ def take(ds, n: int | None, seed: int = 42):
     if n is None or n >= len(ds):
         return ds
     return ds.shuffle(seed=seed).select(range(n))
+
+
+WMT16_HUB_ID = "wmt/wmt16"      # config "de-en": {"translation": {"de": ..., "en": ...}}, parquet on the hub's main branch
+WMT16_CONFIG = "de-en"          # no revision pinned: the course has not read the hub's commit id offline (issue 18)
+WMT_SAMPLE_PREFIX = "wmt_de_en"  # utils/samples/wmt_de_en_{train,validation,test}.jsonl (course/tools/make_seq2seq_sample.py)
+
+
+def load_wmt16(source: str = "sample", split: str = "train", limit: int | None = None, seed: int = 42) -> list[dict]:
+    """German -> English pairs as [{"de": ..., "en": ...}] (lesson 08) from the bundled sample, a local copy or the hub.
+
+    Rows are WMT16's ({"translation": {"de": ..., "en": ...}}). A local file is read as the split
+    asked for, a folder as for the other datasets (``train.*`` ... or the hub's parquet layout).
+    `limit` takes a reproducible random subset (``take``); pairs with an empty side are dropped,
+    and counted in a warning.
+
+    Example:
+        >>> load_wmt16("sample", "test")[0].keys()
+        dict_keys(['de', 'en'])
+    """
+    import datasets
+
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}: use one of {SPLITS}.")
+    if source == "sample":
+        ds = datasets.load_dataset("json", data_files=str(sample_path(f"{WMT_SAMPLE_PREFIX}_{split}.jsonl")), split="train")
+    elif Path(source).is_file():
+        ds = _load_local(Path(source))                  # one file: the pairs of this split
+    elif Path(source).exists():
+        ds = _load(source, WMT_SAMPLE_PREFIX, split)   # a folder, as for the other datasets
+    else:
+        from utils import runtime
+
+        try:
+            ds = datasets.load_dataset(source, WMT16_CONFIG, split=split, token=runtime.hf_token())
+        except Exception as exc:  # noqa: BLE001 - one clear message for every hub failure
+            raise runtime.explain_hub_error(exc, source) from None
+    if "translation" not in ds.column_names:
+        raise ValueError(f"{source} has no 'translation' column (rows like {{'translation': {{'de': ..., 'en': ...}}}}); "
+                         f"found {ds.column_names}.")
+    ds = take(ds, limit, seed=seed)
+    pairs = [{"de": t["de"].strip(), "en": t["en"].strip()} for t in ds["translation"]]
+    kept = [p for p in pairs if p["de"] and p["en"]]
+    if len(kept) < len(pairs):
+        import warnings
+
+        warnings.warn(f"{source} ({split}): dropped {len(pairs) - len(kept)} of {len(pairs)} pairs with an empty side.",
+                      stacklevel=2)
+    return kept

@@ -1,6 +1,6 @@
-"""Evaluating a causal LM as a classifier, correctly: label scoring, generation, metrics.
+"""Evaluating a causal LM as a classifier, correctly: label scoring, generation, metrics; and translation metrics.
 
-Taught in lesson 04 and reused by lessons 05-07.
+Taught in lesson 04 and reused by lessons 05-07; lesson 08 scores translations (the last section).
 
 - A causal LM's logits at position i predict token i+1. Comparing ``argmax(logits)[i]`` with
   ``labels[i]`` (a seed tutorial's ``compute_metrics``) is off by one; ``next_token_accuracy``
@@ -12,6 +12,9 @@ Taught in lesson 04 and reused by lessons 05-07.
   label (or several) are counted as unparseable and reported, never replaced by a guess.
 - ``classification_metrics``: accuracy, macro F1, per-class precision / recall / F1 with
   scikit-learn (``evaluate.load`` needs the hub).
+- **Translation** (lesson 08): ``translation_scores`` gives corpus BLEU with sacreBLEU's signature
+  and a bootstrap 95 % interval, chrF and ROUGE-L (rouge-score); ``corpus_bleu_from_tokens`` is
+  corpus BLEU from n-gram counts, the reference of lesson 08's exercise.
 
 Example:
     >>> import torch
@@ -270,3 +273,94 @@ def classify(model, tokenizer, sentences, labels=("negative", "neutral", "positi
     table.insert(0, "label", [labels[i] for i in probs.argmax(-1).tolist()])
     table.insert(0, "sentence", list(sentences))
     return table
+
+
+# --- translation (lesson 08) -----------------------------------------------------------------------
+
+
+def _ngrams(tokens: list[str], n: int):
+    from collections import Counter
+
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def corpus_bleu_from_tokens(hypotheses: list[list[str]], references: list[list[str]], max_n: int = 4) -> float:
+    """Corpus BLEU (0-100) from n-gram counts on given tokens: one reference each, no smoothing.
+
+    Clipped n-gram matches and totals are summed over the *corpus* first, then
+    BLEU = BP * exp(mean_n log p_n), BP = exp(1 - ref_len / hyp_len) when the hypotheses are shorter.
+    Equals sacreBLEU with ``tokenize="none"`` wherever every p_n > 0.
+
+    Example:
+        >>> round(corpus_bleu_from_tokens([["the", "cat", "sat", "on", "the", "mat"]],
+        ...                               [["the", "cat", "sat", "on", "a", "mat"]]), 2)
+        53.73
+    """
+    if len(hypotheses) != len(references) or not hypotheses:
+        raise ValueError(f"Need one reference per hypothesis, and at least one: got {len(hypotheses)} and {len(references)}.")
+    matches, totals = [0] * max_n, [0] * max_n
+    for hyp, ref in zip(hypotheses, references):
+        for n in range(1, max_n + 1):
+            h, r = _ngrams(hyp, n), _ngrams(ref, n)
+            matches[n - 1] += sum(min(c, r[g]) for g, c in h.items())
+            totals[n - 1] += max(0, len(hyp) - n + 1)
+    if min(matches) == 0:
+        return 0.0
+    hyp_len, ref_len = sum(map(len, hypotheses)), sum(map(len, references))
+    brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+    return 100 * brevity * math.exp(sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n)
+
+
+BOOTSTRAP_SEED = 12345      # sacreBLEU's default ($SACREBLEU_SEED): the same resamples as `sacrebleu --confidence`
+
+
+def bleu_bootstrap(hypotheses: list[str], references: list[str], n_bootstrap: int = 1000, seed: int = BOOTSTRAP_SEED,
+                   **bleu_options) -> tuple[float, float, float]:
+    """(corpus BLEU, 2.5th, 97.5th percentile) over `n_bootstrap` resamples of the sentences, public API only.
+
+    Each sentence's n-gram counts come from ``BLEU.sentence_score`` (counts, totals, lengths); a
+    resample sums them and ``BLEU.compute_bleu`` scores the sum with the corpus metric's smoothing.
+    The first value equals ``BLEU(**bleu_options).corpus_score(...).score``; the interval is the
+    percentile bootstrap (Koehn, 2004) over the resamples sacreBLEU's ``n_bootstrap`` draws with the
+    same seed.
+    """
+    import numpy as np
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU(**bleu_options)
+    counter = BLEU(**{**bleu_options, "effective_order": True})   # same counts; no per-sentence warning
+    stats = np.array([[*s.counts, *s.totals, s.sys_len, s.ref_len]
+                      for s in (counter.sentence_score(h, [r]) for h, r in zip(hypotheses, references))], dtype=np.int64)
+    order = bleu.max_ngram_order
+
+    def score(row) -> float:
+        return BLEU.compute_bleu(row[:order].tolist(), row[order:2 * order].tolist(), int(row[-2]), int(row[-1]),
+                                 smooth_method=bleu.smooth_method, smooth_value=bleu.smooth_value,
+                                 effective_order=bleu.effective_order, max_ngram_order=order).score
+
+    idx = np.random.default_rng(seed).choice(len(stats), size=(n_bootstrap, len(stats)), replace=True)
+    resampled = sorted(score(row) for row in stats[idx].sum(1))
+    low = n_bootstrap // 40                 # 2.5 % from each end, as sacreBLEU cuts its sorted list
+    return score(stats.sum(0)), resampled[low], resampled[n_bootstrap - low - 1]
+
+
+def translation_scores(hypotheses: list[str], references: list[str], n_bootstrap: int = 1000) -> dict:
+    """Corpus BLEU with sacreBLEU's signature and a bootstrap 95 % interval, chrF and ROUGE-L (F, 0-100).
+
+    ROUGE-L is rouge-score's (the library behind ``evaluate``'s rouge), averaged over sentences.
+    `n_bootstrap` = 1 skips the interval (NaN).
+    """
+    from rouge_score import rouge_scorer
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references) or not hypotheses:
+        raise ValueError(f"Need one reference per hypothesis, and at least one: got {len(hypotheses)} and {len(references)}.")
+    bleu = BLEU()
+    corpus = bleu.corpus_score(list(hypotheses), [list(references)], n_bootstrap=n_bootstrap)  # signature says bs:N
+    low, high = (bleu_bootstrap(hypotheses, references, n_bootstrap)[1:] if n_bootstrap > 1
+                 else (float("nan"), float("nan")))
+    chrf = CHRF().corpus_score(list(hypotheses), [list(references)])
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rouge = sum(scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hypotheses, references)) / len(references)
+    return {"BLEU": corpus.score, "BLEU 95% CI low": low, "BLEU 95% CI high": high,
+            "chrF": chrf.score, "ROUGE-L": 100 * rouge, "signature": str(bleu.get_signature())}

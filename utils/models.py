@@ -1,5 +1,9 @@
 """Load a causal LM and its tokenizer with the same code for Llama-3.2-1B and the tiny smoke model.
 
+Also: lesson 08's encoder-decoder loader (``load_seq2seq_model``) and FLAN-T5's architectures for
+counting on the meta device (``flan_t5_config``, ``flan_t5_params``, ``meta_t5``), next to
+Llama-3.2-1B's (``llama32_1b_config``, ``meta_model``).
+
 The tiny model (smoke profile) is a real ``LlamaForCausalLM`` with the same module names as
 Llama-3.2 (q/k/v/o_proj, gate/up/down_proj), every dimension a multiple of 64 (bitsandbytes'
 CPU kernels need it), and a byte-level BPE tokenizer with the Llama-3 special tokens and chat
@@ -284,6 +288,70 @@ def meta_model(config=None):
         return LlamaForCausalLM(config or llama32_1b_config())
 
 
+def load_seq2seq_model(path: str, *, model_id: str | None = None, dtype: torch.dtype | None = None,
+                       device: str | None = None):
+    """(model, tokenizer) of an encoder-decoder (T5, FLAN-T5) from the hub or a local folder, on `device`.
+
+    `model_id` names it in the hub's error message when `path` is a hub id (lesson 08 passes the
+    tiny T5's cached folder as `path` and its course id as `model_id`).
+    """
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    device = device or runtime.get_device()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, token=runtime.hf_token())
+        model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=dtype or torch.float32, token=runtime.hf_token())
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all get one message
+        if Path(path).exists():
+            raise
+        raise runtime.explain_hub_error(exc, model_id or path) from None
+    return model.to(device), tokenizer
+
+
+# --- FLAN-T5's architectures (lesson 08), for weight-free counting ----------------------------------
+
+FLAN_T5_CONFIGS = {   # from the published config.json of google/flan-t5-small and google/flan-t5-base
+    "google/flan-t5-small": dict(d_model=512, d_ff=1024, d_kv=64, num_heads=6, num_layers=8, num_decoder_layers=8),
+    "google/flan-t5-base": dict(d_model=768, d_ff=2048, d_kv=64, num_heads=12, num_layers=12, num_decoder_layers=12),
+}
+
+
+def flan_t5_config(model_id: str = "google/flan-t5-small"):
+    """FLAN-T5's architecture (gated-GELU, untied head, vocabulary 32,128) for weight-free counting."""
+    from transformers import T5Config
+
+    if model_id not in FLAN_T5_CONFIGS:
+        raise ValueError(f"No FLAN-T5 architecture for {model_id!r}: use one of {sorted(FLAN_T5_CONFIGS)}.")
+    return T5Config(vocab_size=32128, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **FLAN_T5_CONFIGS[model_id])
+
+
+def flan_t5_params(model_id: str = "google/flan-t5-small") -> int:
+    """FLAN-T5's parameter count from its architecture: the meta-device model plus its untied output head.
+
+    transformers 5.24 builds every T5 with ``lm_head`` tied to the shared embedding (its T5Config
+    forces ``tie_word_embeddings=True`` and reads the saved ``false`` as "do not rescale the decoder
+    output"), so a model built from the config counts the vocabulary matrix once; the published
+    FLAN-T5 checkpoints store a separate ``lm_head`` of vocab x d_model, added here.
+
+    Example:
+        >>> flan_t5_params("google/flan-t5-small")
+        76961152
+    """
+    cfg = flan_t5_config(model_id)
+    unique = sum(p.numel() for p in meta_t5(cfg).parameters())
+    return unique + cfg.vocab_size * cfg.d_model
+
+
+def meta_t5(config):
+    """A T5ForConditionalGeneration on the meta device: shapes only, no memory."""
+    from transformers import T5ForConditionalGeneration
+
+    with torch.device("meta"):
+        return T5ForConditionalGeneration(config)
+
+
 __all__ = ["TINY_MODEL_ID", "LLAMA_MIRROR_ID", "SMOLLM2_ID", "load_model_and_tokenizer", "tiny_model_dir",
            "smollm2_dir", "smollm2_wheel",
-           "llama32_1b_config", "meta_model", "CHAT_TEMPLATE"]
+           "llama32_1b_config", "meta_model", "CHAT_TEMPLATE",
+           "load_seq2seq_model", "FLAN_T5_CONFIGS", "flan_t5_config", "flan_t5_params", "meta_t5"]

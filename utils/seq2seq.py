@@ -2,16 +2,21 @@
 
 - **Settings** per profile (``settings``): the smoke profile uses the course's tiny T5 (built
   here, cached by its recipe hash like the tiny Llama) and the bundled sample; colab uses
-  ``google/flan-t5-small`` (``flan-t5-base`` also fits a T4) and the hub's WMT16 de-en.
-- **Data**: the T5 task prefix, encoder inputs and decoder labels (``encode_pairs``); labels are
-  padded with -100 and ``decoder_input_ids`` are the labels shifted right (``prepare_labels``,
-  the reference of the lesson's first exercise; ``DataCollatorForSeq2Seq`` does the same).
+  ``google/flan-t5-small`` and the hub's WMT16 de-en (the full profile ``flan-t5-base``; no GPU
+  run of either is recorded yet).
+- **Data**: pairs come from ``utils.data.load_wmt16``; the T5 task prefix, encoder inputs and
+  decoder labels (``encode_pairs``); labels are padded with -100 and ``decoder_input_ids`` are
+  the labels shifted right (``prepare_labels``, the reference of the lesson's first exercise;
+  ``DataCollatorForSeq2Seq`` does the same).
+- **Models**: ``load_seq2seq`` resolves the tiny T5 and loads through
+  ``utils.models.load_seq2seq_model``; FLAN-T5's architectures for counting are in ``utils.models``;
+  ``t5_lora_params`` (the third exercise's reference) counts LoRA on them.
 - **Precision**: T5 in fp16 is a known overflow trap (its feed-forward activations exceed
   fp16's 65,504); ``fp16_overflow_probe`` measures the largest activation on a real batch and
   ``choose_precision`` picks bf16 where native, fp32 where fp16 would overflow, and says why.
 - **Training** with ``Seq2SeqTrainer`` (``train``), **generation** greedy or beam search
-  (``translate``), and the text metrics (``translation_scores``: corpus BLEU with sacreBLEU's
-  signature, chrF, ROUGE-L, a bootstrap interval for BLEU).
+  (``translate``), scored by ``utils.evaluation.translation_scores`` (corpus BLEU with sacreBLEU's
+  signature and a bootstrap interval, chrF, ROUGE-L).
 - **LoRA against full fine-tuning**: ``run`` trains either on the same data and steps and returns
   trainable parameters, peak memory, time per step, size on disk and the scores.
 - ``smoke_learning_run(seed)``: the notebook's smoke pipeline end to end, for `make robustness`.
@@ -34,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from utils import data, hardware, lora, runtime
+from utils import data, evaluation, hardware, lora, models, runtime
 from utils.config import build_once, cache_root, get_profile
 from utils.prompts import IGNORE_INDEX
 from utils.train import TrainResult
@@ -92,40 +97,6 @@ def settings(profile, **overrides) -> Seq2SeqSettings:
 
 
 # --- data ------------------------------------------------------------------------------------------
-
-WMT16_HUB_ID = "wmt/wmt16"      # config "de-en": {"translation": {"de": ..., "en": ...}}, parquet on the hub
-WMT16_CONFIG = "de-en"
-SAMPLE_PREFIX = "wmt_de_en"      # utils/samples/wmt_de_en_{train,validation,test}.jsonl (course/tools/make_seq2seq_sample.py)
-
-
-def load_pairs(source: str = "sample", split: str = "train", limit: int | None = None, seed: int = 42) -> list[dict]:
-    """German -> English pairs as [{"de": ..., "en": ...}] from the bundled sample, a local copy or the hub.
-
-    Example:
-        >>> load_pairs("sample", "test")[0].keys()
-        dict_keys(['de', 'en'])
-    """
-    import datasets
-
-    if split not in data.SPLITS:
-        raise ValueError(f"Unknown split {split!r}: use one of {data.SPLITS}.")
-    if source == "sample":
-        ds = datasets.load_dataset("json", data_files=str(data.sample_path(f"{SAMPLE_PREFIX}_{split}.jsonl")), split="train")
-    elif Path(source).exists():
-        ds = data._load(source, SAMPLE_PREFIX, split)   # a local file or folder, as for the other datasets
-    else:
-        try:
-            ds = datasets.load_dataset(source, WMT16_CONFIG, split=split, token=runtime.hf_token())
-        except Exception as exc:  # noqa: BLE001 - one clear message for every hub failure
-            raise runtime.explain_hub_error(exc, source) from None
-    if "translation" not in ds.column_names:
-        raise ValueError(f"{source} has no 'translation' column (rows like {{'translation': {{'de': ..., 'en': ...}}}}); "
-                         f"found {ds.column_names}.")
-    ds = data.take(ds, limit, seed=seed)
-    pairs = [{"de": t["de"].strip(), "en": t["en"].strip()} for t in ds["translation"]]
-    empty = sum(not p["de"] or not p["en"] for p in pairs)
-    return [p for p in pairs if p["de"] and p["en"]] if empty else pairs
-
 
 def encode_pairs(tokenizer, pairs: list[dict], max_source_length: int = 128, max_target_length: int = 128,
                  prefix: str = TASK_PREFIX) -> dict:
@@ -206,7 +177,7 @@ TINY_T5_RECIPE = {
 
 def _pretraining_pairs() -> list[dict]:
     """The tiny T5 learns from the bundled sample's *training* split only (validation and test stay unseen)."""
-    return load_pairs("sample", "train")
+    return data.load_wmt16("sample", "train")
 
 
 def tiny_t5_dir() -> Path:
@@ -314,60 +285,9 @@ def build_tiny_t5(folder: Path, pairs: list[dict]) -> None:
 
 
 def load_seq2seq(model_id: str, *, dtype: torch.dtype | None = None, device: str | None = None):
-    """(model, tokenizer) for FLAN-T5 from the hub, a local folder or the tiny T5 (built here, never downloaded)."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
+    """(model, tokenizer) for FLAN-T5 from the hub or a local folder, or the tiny T5 (built here, never downloaded)."""
     path = str(tiny_t5_dir()) if model_id == TINY_T5_ID else model_id
-    device = device or runtime.get_device()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, token=runtime.hf_token())
-        model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=dtype or torch.float32, token=runtime.hf_token())
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all get one message
-        if Path(path).exists():
-            raise
-        raise runtime.explain_hub_error(exc, model_id) from None
-    return model.to(device), tokenizer
-
-
-FLAN_T5_CONFIGS = {   # from the published config.json of google/flan-t5-small and google/flan-t5-base
-    "google/flan-t5-small": dict(d_model=512, d_ff=1024, d_kv=64, num_heads=6, num_layers=8, num_decoder_layers=8),
-    "google/flan-t5-base": dict(d_model=768, d_ff=2048, d_kv=64, num_heads=12, num_layers=12, num_decoder_layers=12),
-}
-
-
-def flan_t5_config(model_id: str = "google/flan-t5-small"):
-    """FLAN-T5's architecture (gated-GELU, untied head, vocabulary 32,128) for weight-free counting."""
-    from transformers import T5Config
-
-    if model_id not in FLAN_T5_CONFIGS:
-        raise ValueError(f"No FLAN-T5 architecture for {model_id!r}: use one of {sorted(FLAN_T5_CONFIGS)}.")
-    return T5Config(vocab_size=32128, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, **FLAN_T5_CONFIGS[model_id])
-
-
-def flan_t5_params(model_id: str = "google/flan-t5-small") -> int:
-    """FLAN-T5's parameter count from its architecture: the meta-device model plus its untied output head.
-
-    transformers 5.24 builds every T5 with ``lm_head`` tied to the shared embedding (its T5Config
-    forces ``tie_word_embeddings=True`` and reads the saved ``false`` as "do not rescale the decoder
-    output"), so a model built from the config counts the vocabulary matrix once; the published
-    FLAN-T5 checkpoints store a separate ``lm_head`` of vocab x d_model, added here.
-
-    Example:
-        >>> flan_t5_params("google/flan-t5-small")
-        76961152
-    """
-    cfg = flan_t5_config(model_id)
-    unique = sum(p.numel() for p in meta_t5(cfg).parameters())
-    return unique + cfg.vocab_size * cfg.d_model
-
-
-def meta_t5(config):
-    """A T5ForConditionalGeneration on the meta device: shapes only, no memory."""
-    from transformers import T5ForConditionalGeneration
-
-    with torch.device("meta"):
-        return T5ForConditionalGeneration(config)
+    return models.load_seq2seq_model(path, model_id=model_id, dtype=dtype, device=device)
 
 
 def t5_lora_params(config, r: int, targets=("q", "v")) -> int:
@@ -377,7 +297,7 @@ def t5_lora_params(config, r: int, targets=("q", "v")) -> int:
     the encoder's output), each with q, k, v (d_model -> heads * d_kv) and o (back).
 
     Example:
-        >>> t5_lora_params(flan_t5_config("google/flan-t5-small"), 8)
+        >>> t5_lora_params(models.flan_t5_config("google/flan-t5-small"), 8)
         344064
     """
     inner = config.num_heads * config.d_kv
@@ -460,61 +380,6 @@ def choose_precision(device: str, probe: dict | None = None, native_bf16: bool |
 # --- metrics ---------------------------------------------------------------------------------------
 
 
-def _ngrams(tokens: list[str], n: int):
-    from collections import Counter
-
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
-
-
-def corpus_bleu_from_tokens(hypotheses: list[list[str]], references: list[list[str]], max_n: int = 4) -> float:
-    """Corpus BLEU (0-100) from n-gram counts on given tokens: one reference each, no smoothing.
-
-    Clipped n-gram matches and totals are summed over the *corpus* first, then
-    BLEU = BP * exp(mean_n log p_n), BP = exp(1 - ref_len / hyp_len) when the hypotheses are shorter.
-    Equals sacreBLEU with ``tokenize="none"`` wherever every p_n > 0.
-
-    Example:
-        >>> round(corpus_bleu_from_tokens([["the", "cat", "sat", "on", "the", "mat"]],
-        ...                               [["the", "cat", "sat", "on", "a", "mat"]]), 2)
-        53.73
-    """
-    import math
-
-    if len(hypotheses) != len(references) or not hypotheses:
-        raise ValueError(f"Need one reference per hypothesis, and at least one: got {len(hypotheses)} and {len(references)}.")
-    matches, totals = [0] * max_n, [0] * max_n
-    for hyp, ref in zip(hypotheses, references):
-        for n in range(1, max_n + 1):
-            h, r = _ngrams(hyp, n), _ngrams(ref, n)
-            matches[n - 1] += sum(min(c, r[g]) for g, c in h.items())
-            totals[n - 1] += max(0, len(hyp) - n + 1)
-    if min(matches) == 0:
-        return 0.0
-    hyp_len, ref_len = sum(map(len, hypotheses)), sum(map(len, references))
-    brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
-    return 100 * brevity * math.exp(sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n)
-
-
-def translation_scores(hypotheses: list[str], references: list[str], n_bootstrap: int = 1000) -> dict:
-    """Corpus BLEU with sacreBLEU's signature and a bootstrap 95 % interval, chrF and ROUGE-L (F, 0-100).
-
-    ROUGE-L is rouge-score's (the library behind ``evaluate``'s rouge), averaged over sentences.
-    """
-    from rouge_score import rouge_scorer
-    from sacrebleu.metrics import BLEU, CHRF
-
-    if len(hypotheses) != len(references) or not hypotheses:
-        raise ValueError(f"Need one reference per hypothesis, and at least one: got {len(hypotheses)} and {len(references)}.")
-    bleu = BLEU()
-    score = bleu.corpus_score(list(hypotheses), [list(references)], n_bootstrap=n_bootstrap)
-    mean, half = (score._mean, score._ci) if n_bootstrap > 1 else (score.score, float("nan"))
-    chrf = CHRF().corpus_score(list(hypotheses), [list(references)])
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    rouge = sum(scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hypotheses, references)) / len(references)
-    return {"BLEU": score.score, "BLEU 95% CI low": mean - half, "BLEU 95% CI high": mean + half,
-            "chrF": chrf.score, "ROUGE-L": 100 * rouge, "signature": str(bleu.get_signature())}
-
-
 # --- training and generation -----------------------------------------------------------------------
 
 
@@ -568,7 +433,7 @@ def evaluate_translation(model, tokenizer, pairs: list[dict], s: Seq2SeqSettings
     """Translate the German side of `pairs` and score against the English side (translation_scores)."""
     hyps = translate(model, tokenizer, [p["de"] for p in pairs], num_beams=s.num_beams if num_beams is None else num_beams,
                      max_new_tokens=s.max_new_tokens, batch_size=s.eval_batch_size, max_source_length=s.max_source_length)
-    return {**translation_scores(hyps, [p["en"] for p in pairs], s.bootstrap_samples), "hypotheses": hyps}
+    return {**evaluation.translation_scores(hyps, [p["en"] for p in pairs], s.bootstrap_samples), "hypotheses": hyps}
 
 
 def folder_bytes(folder) -> int:
@@ -622,9 +487,9 @@ def smoke_learning_run(seed: int = 42) -> dict:
     """
     s = settings(get_profile("smoke"))
     _, tokenizer = load_seq2seq(s.model_id, device="cpu")
-    train_ds = to_dataset(encode_pairs(tokenizer, load_pairs(s.data_source, "train", s.max_train_samples, seed=seed),
+    train_ds = to_dataset(encode_pairs(tokenizer, data.load_wmt16(s.data_source, "train", s.max_train_samples, seed=seed),
                                        s.max_source_length, s.max_target_length))
-    val = load_pairs(s.data_source, "validation", s.max_eval_samples)
+    val = data.load_wmt16(s.data_source, "validation", s.max_eval_samples)
     quick = dataclasses.replace(s, bootstrap_samples=1)
     base, tokenizer = load_seq2seq(s.model_id, device="cpu")
     before = evaluate_translation(base, tokenizer, val, quick, num_beams=1)["BLEU"]

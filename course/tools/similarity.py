@@ -135,7 +135,7 @@ def own_work_references() -> dict[str, tuple[str, ...]]:
     """{exercise function: utils qualnames} from the hidden tests' ``checks.own_work(f, quant.g, ...)``.
 
     Three exercises are named apart from their reference (lesson 08's ``corpus_bleu`` is
-    ``utils.seq2seq.corpus_bleu_from_tokens``; lesson 03's ``nf4_quantize_block`` is tested against
+    ``utils.evaluation.corpus_bleu_from_tokens``; lesson 03's ``nf4_quantize_block`` is tested against
     ``references = (quant.nf4_quantize, ...)``): the test cells of solutions/*/*.ipynb name them."""
     modules = {p.stem for p in UTILS.glob("*.py")}
     known = _utils_sources()
