@@ -218,20 +218,19 @@ def graded(tmp_path_factory):
     _release(root, [SPECIMEN], cell_timeout=CELL_TIMEOUT)
     nb = f"{SPECIMEN}.ipynb"
     _submit(root, "carol", SPECIMEN, nb, _work(root, blank={"lora_linear"}))              # one exercise not done
-    # one student per behaviour a test names, two behaviours where they touch different cells (each submission
-    # costs a lesson-01 autograde, ~20 s on one core): dave also deleted a graded cell, erin also renamed the file
-    _submit(root, "dave", SPECIMEN, nb, _work(root, blank={"lora_scaling"}, drop={"test_lora_merge"},   # edits a locked
-                                               edits={"test_lora_scaling": lambda src: "assert True\n"}))  # test, deletes one
+    # behaviours that touch different cells share a student (each submission costs a lesson-01 autograde, ~20 s on
+    # one core): dave games the grader three ways, erin's notebook hangs and is renamed, oscar copies two ways
+    _submit(root, "dave", SPECIMEN, nb, _work(root, blank={"lora_scaling"}, drop={"test_lora_merge"}, edits={
+        "test_lora_scaling": lambda src: "assert True\n",                                  # edits a locked test,
+        "quiz_answers": lambda src: BRUTE_FORCE}))                                         # deletes one, tries every letter
     _submit(root, "erin", SPECIMEN, f"Copy of {nb}", _work(root, edits={                  # a cell that never ends, renamed
         "lora_param_count": lambda src: "import time\ntime.sleep(3600)\n" + src}))
     _submit(root, "heidi", SPECIMEN, nb, '{"cells": [ this is not json')                 # a broken file
-    _submit(root, "ivan", SPECIMEN, nb, _work(root, edits={"quiz_answers": lambda src: BRUTE_FORCE}))  # tries every letter
     _submit(root, "mallory", SPECIMEN, nb, _work(root, blank={"quiz_answers"}, edits={       # tampers with the grader
         "lora_linear": lambda src: TAMPER, **{k: (lambda src, v=v: v) for k, v in WRAPPERS.items()}}))
-    _submit(root, "oscar", SPECIMEN, nb, _work(root, edits={                                # pastes the utils reference
-        k: (lambda src, k=k: _reference_copy(k)) for k in ("lora_linear", "lora_param_count", "llama_lora_params", "lora_scaling")}))
-    _submit(root, "peggy", SPECIMEN, nb, _work(root, edits={                                # renames a classmate's answer
-        k: _renamed for k in ("lora_linear", "llama_lora_params", "lora_scaling")}))
+    _submit(root, "oscar", SPECIMEN, nb, _work(root, edits={                                # pastes the utils reference,
+        **{k: (lambda src, k=k: _reference_copy(k)) for k in ("lora_linear", "lora_param_count")},
+        **{k: _renamed for k in ("llama_lora_params", "lora_scaling")}}))                 # renames a classmate's answer
     _submit(root, "trent", SPECIMEN, nb, _work(root, edits={k: (lambda src, v=v: v) for k, v in HONEST.items()}))  # honest
     rows = grading.grade(root, cell_timeout=CELL_TIMEOUT)
     return root, {(r["student"], r["assignment"]): r for r in rows}
@@ -369,7 +368,7 @@ class TestScenarios:
     def test_an_edited_locked_test_is_restored(self, graded):
         root, rows = graded
         assert _cell_scores(root, "dave")["test_lora_scaling"] == 0
-        assert rows[("dave", SPECIMEN)]["score"] == rows[("dave", SPECIMEN)]["max_score"] - 1
+        assert rows[("dave", SPECIMEN)]["score"] == rows[("dave", SPECIMEN)]["max_score"] - 1 - 4   # and the quiz (below)
         graded_nb = json.loads((root / "autograded" / "dave" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text())
         source = "".join(_cells_by_id(graded_nb)["test_lora_scaling"]["source"])
         assert not source.startswith("assert True") and "check_implemented(lora_scaling, 32, 8)" in source
@@ -389,7 +388,7 @@ class TestScenarios:
         row = rows[("dave", SPECIMEN)]
         assert any("test_lora_merge" in p and "deleted" in p for p in row["problems"]), row["problems"]
         assert _cell_scores(root, "dave")["test_lora_merge"] == 1
-        assert row["score"] == row["max_score"] - 1                          # only the edited test_lora_scaling lost
+        assert row["score"] == row["max_score"] - 1 - 4                      # the edited test_lora_scaling and the quiz lost
 
 
     def test_a_renamed_notebook_is_graded_under_its_name(self, graded):
@@ -403,7 +402,7 @@ class TestScenarios:
         _, rows = graded
         row = rows[("heidi", SPECIMEN)]
         assert row["score"] == 0 and any("not a valid notebook" in p for p in row["problems"])
-        assert len({s for s, _ in rows}) == 9                              # everyone after her was graded too
+        assert len({s for s, _ in rows}) == 7                              # everyone after her was graded too
 
 
     def test_brute_forcing_the_quiz_earns_nothing(self, graded):
@@ -411,20 +410,20 @@ class TestScenarios:
         graded questions. Issue 17: quiz points come from the answers cell read as literals, outside the kernel,
         so answers computed by code score 0, with a sentence that says why."""
         root, rows = graded
-        scores = _cell_scores(root, "ivan")
+        scores = _cell_scores(root, "dave")
         keys = {q["id"]: q["answer"] for q in yaml.safe_load((ROOT / "course/quizzes" / f"{SPECIMEN}.yaml").read_text())["questions"]
                 if q.get("graded")}
         assert set(keys) == {"q7", "q8", "q9"}
         assert scores["test_quiz_practice"] == 0 and all(scores[f"test_quiz_{qid}"] == 0 for qid in keys)
-        row = rows[("ivan", SPECIMEN)]
-        assert row["score"] == row["max_score"] - 1 - len(keys)
-        # nor could ivan have read them: his released notebook and quiz bank hold no graded key
+        row = rows[("dave", SPECIMEN)]
+        assert row["score"] == row["max_score"] - 1 - len(keys) - 1       # the last 1: his edited locked test (above)
+        # nor could dave have read them: his released notebook and quiz bank hold no graded key
         released = (root / "exercises" / SPECIMEN / f"{SPECIMEN}.ipynb").read_text()
         assert "grade_answer" not in released and "QUIZ_ANSWERS.update" not in released
         bank = json.loads((ROOT / "utils" / "quizzes" / f"{SPECIMEN}.json").read_text())
         assert all(set(q) == {"id", "text", "options", "graded"} for q in bank["questions"] if q["id"] in keys)
         # the feedback explains the graded questions after grading, and why they scored 0
-        html = _feedback_html(root, "ivan")
+        html = _feedback_html(root, "dave")
         assert "Graded from your submitted answers cell" in html and "the answer is" in html
 
     def test_the_tamperer_gets_nothing_and_is_flagged(self, graded):
@@ -443,12 +442,11 @@ class TestScenarios:
         root, rows = graded
         oscar = rows[("oscar", SPECIMEN)]["flags"]
         assert any(f.startswith("similar: lora_linear to reference") for f in oscar), oscar
-        peggy = rows[("peggy", SPECIMEN)]["flags"]
-        classmates = {"dave", "erin", "ivan"}                                           # hold the model answer she renamed
+        classmates = {"carol", "dave", "erin"}                                          # hold the model answer he renamed
         assert any(f.startswith("similar: llama_lora_params to ") and f.split(" to ")[1].split()[0] in classmates
-                   for f in peggy), peggy
+                   for f in oscar), oscar
         listed = list(csv.DictReader((root / "similarity.csv").open()))
-        assert {r["student"] for r in listed} >= {"oscar", "peggy"} and all(float(r["score"]) > 0 for r in listed)
+        assert "oscar" in {r["student"] for r in listed} and all(float(r["score"]) > 0 for r in listed)
 
     def test_the_honest_student_gets_full_marks_and_no_flag(self, graded):
         _, rows = graded
