@@ -37,7 +37,7 @@ lab: setup
 # worker and notebook kernel uses one thread: the tiny model gains nothing from two, the other job does.
 JOBS ?= 2
 test: setup
-	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope -m "not gpu" \
+	$(OFFLINE) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -m "not gpu" \
 		--nbmake --nbmake-timeout=600 tests solutions
 
 # The demo app (utils.demo, Gradio) on http://127.0.0.1:7860: smoke adapters trained on the tiny model unless
