@@ -172,11 +172,56 @@ def bench_lessons(names: list[str] | None = None) -> dict:
     return out
 
 
+def bench_laptop(steps: int = 8, n_score: int = 60) -> dict:
+    """The laptop profile on the real SmolLM2-135M-Instruct (issue 20): seconds per LoRA training step at the
+    profile's batch and label-scoring prompts per second, on the bundled sample (offline) or the hub's data.
+
+    The first step (allocations) is timed apart; the rest gives seconds per step.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import TrainerCallback
+
+    from utils import evaluation, models
+
+    profile = config.get_profile("laptop")
+    model, tok = models.load_model_and_tokenizer(profile.model_id)
+    splits = data.load_vsfc(profile.vsfc_source)
+    train_ds, _ = prompts.encode_sentiment(tok, data.take(splits["train"], profile.max_train_samples), profile.max_length)
+    test_ds, _ = prompts.encode_sentiment(tok, data.take(splits["test"], n_score), profile.max_length)
+    peft_model = get_peft_model(model, LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=0.1,
+                                                  target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    ends = []
+
+    class StepTimes(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            ends.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as out:
+        args = train.sft_config(out, max_steps=steps, batch_size=profile.batch_size, lr=profile.lr,
+                                max_length=profile.max_length, disable_tqdm=True)
+        from trl import SFTTrainer
+
+        trainer = SFTTrainer(model=peft_model, args=args, train_dataset=train_ds.select_columns(["input_ids", "labels"]),
+                             processing_class=tok, data_collator=prompts.Collator(tok.pad_token_id),
+                             callbacks=[StepTimes()])
+        trainer.train()
+    test_prompts = [r["input_ids"][:r["prompt_len"]] for r in test_ds]
+    start = time.perf_counter()
+    evaluation.score_candidates(peft_model, test_prompts, evaluation.sentiment_candidates(tok), tok.pad_token_id,
+                                batch_size=16)
+    t_score = time.perf_counter() - start
+    return {"laptop_model": profile.model_id, "laptop_data": profile.vsfc_source, "laptop_batch": profile.batch_size,
+            "laptop_torch_threads": torch.get_num_threads(),
+            "laptop_s_per_step": round((ends[-1] - ends[0]) / max(1, len(ends) - 1), 2),
+            "laptop_scoring_prompts_per_s": round(len(test_prompts) / t_score, 1)}
+
+
 def main() -> None:
     from utils import runtime
 
     results = {"versions": runtime.package_versions(), "device": runtime.describe_device(runtime.get_device())}
-    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts, bench_scoring_vs_generation, bench_lessons):
+    for fn in (bench_nf4, bench_tiny_model, bench_meta_counts, bench_scoring_vs_generation, bench_laptop, bench_lessons):
         results.update(fn())
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
