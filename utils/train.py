@@ -63,7 +63,7 @@ class TrainResult:
                 f"{self.peak_bytes / 2**20:,.0f} MiB, training loss {first:.3f} -> {last:.3f}")
 
 
-def train(model, tokenizer, train_ds, args, eval_ds=None, peft_config=None) -> TrainResult:
+def train(model, tokenizer, train_ds, args, eval_ds=None, peft_config=None, callbacks=None) -> TrainResult:
     """Fine-tune with SFTTrainer on pre-tokenized examples; return timing, memory and losses.
 
     `train_ds` / `eval_ds` hold ``input_ids`` and ``labels`` (prompt masked with -100), so trl
@@ -80,7 +80,7 @@ def train(model, tokenizer, train_ds, args, eval_ds=None, peft_config=None) -> T
         raise ValueError(f"The training set lacks {sorted(missing)}: encode it first (utils.prompts).")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, data_collator=prompts.Collator(tokenizer.pad_token_id),
-                         peft_config=peft_config)
+                         peft_config=peft_config, callbacks=callbacks)
     keep_adapter_in_fp32(trainer.model, args)
     with runtime.measure("training", verbose=False) as m:
         trainer.train()

@@ -200,12 +200,7 @@ def bench_laptop(steps: int = 8, n_score: int = 60) -> dict:
     with tempfile.TemporaryDirectory() as out:
         args = train.sft_config(out, max_steps=steps, batch_size=profile.batch_size, lr=profile.lr,
                                 max_length=profile.max_length, disable_tqdm=True)
-        from trl import SFTTrainer
-
-        trainer = SFTTrainer(model=peft_model, args=args, train_dataset=train_ds.select_columns(["input_ids", "labels"]),
-                             processing_class=tok, data_collator=prompts.Collator(tok.pad_token_id),
-                             callbacks=[StepTimes()])
-        trainer.train()
+        train.train(peft_model, tok, train_ds.select_columns(["input_ids", "labels"]), args, callbacks=[StepTimes()])
     test_prompts = [r["input_ids"][:r["prompt_len"]] for r in test_ds]
     start = time.perf_counter()
     evaluation.score_candidates(peft_model, test_prompts, evaluation.sentiment_candidates(tok), tok.pad_token_id,
