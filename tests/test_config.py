@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -155,6 +157,18 @@ def test_laptop_profile_runs_real_weights_on_the_cpu_and_real_data_only_online(m
     offline = config.get_profile("laptop")
     assert (offline.vsfc_source, offline.medmcqa_source, offline.meaningful) == ("sample", "sample", False)
     assert "NOT meaningful" in config.banner(offline)
+    # what the lessons print under their result tables: the laptop's own words, never smoke's
+    assert config.caveat(offline) == config.LAPTOP_OFFLINE_WARNING and config.caveat(online) == config.LAPTOP_NOTE
+    assert config.caveat(config.get_profile("smoke")) == config.SMOKE_WARNING
+    monkeypatch.setattr(config, "_gpu_available", lambda: True)
+    assert config.caveat(config.get_profile("colab")) == ""
+
+
+def test_lessons_print_their_profiles_caveat_not_a_fixed_warning(root):
+    for nb in sorted(root.glob("solutions/*/*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        assert "config.SMOKE_WARNING" not in code, f"{nb.name}: print config.caveat(profile), which knows the profile"
 
 
 def test_build_once_builds_in_a_temporary_folder_then_renames(tmp_path, monkeypatch):

@@ -105,6 +105,7 @@ def test_dry_run_records_every_step_and_says_why_it_skipped(dry_run, root):
     assert lesson["status"] in {"passed", "failed"} and lesson["cells_run"] > 3, lesson
     assert lesson["used_cuda"] is False
     assert steps["lessons bf16"]["status"] == "skipped" and steps["lessons bf16"]["reason"]
+    assert steps["smollm2 weights"]["status"] == "skipped" and "--real-lessons" in steps["smollm2 weights"]["reason"]
     summary = (out / "summary.txt").read_text()
     assert "pytest" in summary and "skipped" in summary and "total:" in summary
     assert json.loads((out / "results.json").read_text()) == records
@@ -124,3 +125,33 @@ def test_dry_run_bench_writes_the_same_keys_as_a_gpu_run(dry_run):
     assert "not meaningful" in estimate["note"]
     saved = json.loads((out / "bench-1b.json").read_text())
     assert set(saved["phases"]) == {"matmul", "lora_train", "eval_score", "eval_generate", "qlora_train", "t4_estimate"}
+
+
+def test_the_smollm2_wheel_travels_in_parts_and_is_joined_only_whole(tmp_path, monkeypatch):
+    import hashlib
+
+    from utils import models
+
+    fake = tmp_path / models.SMOLLM2_RECIPE["wheel"]
+    fake.write_bytes(bytes(range(256)) * 20000)                      # 5.1 MB: 3 parts at 2 MiB
+    monkeypatch.setattr(models, "smollm2_wheel", lambda: fake)
+    monkeypatch.setitem(models.SMOLLM2_RECIPE, "wheel_sha256", hashlib.sha256(fake.read_bytes()).hexdigest())
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    parts = gpu_check.split_smollm2(tmp_path / "carry", part_mib=2)
+    assert [p.name[-8:] for p in parts] == ["part1of3", "part2of3", "part3of3"]
+    assert all(p.stat().st_size <= 2 * 2**20 for p in parts)
+    assert gpu_check.join_smollm2([tmp_path / "nothing-here"]) is None
+    # one part per device call: they may come back from two folders (the tree's .carry/ and the copy in /tmp)
+    other = tmp_path / "copied"
+    other.mkdir()
+    parts[2].rename(other / parts[2].name)
+    joined = gpu_check.join_smollm2([tmp_path / "carry", other])
+    assert joined == tmp_path / "cache" / "wheels" / fake.name and joined.read_bytes() == fake.read_bytes()
+    joined.unlink()
+    (other / parts[2].name).unlink()
+    with pytest.raises(ValueError, match=r"Only parts \[1, 2\] of 3"):
+        gpu_check.join_smollm2([tmp_path / "carry"])
+    (tmp_path / "carry" / parts[2].name).write_bytes(b"not the last part")
+    with pytest.raises(ValueError, match="sha256"):
+        gpu_check.join_smollm2([tmp_path / "carry"])
+    assert not joined.exists()

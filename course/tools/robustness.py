@@ -14,6 +14,8 @@ breakage passes.
 
     python course/tools/robustness.py [--seeds 8] [--threads 1 2] [--lessons 04 06 07 08] [--no-breakages]
     python course/tools/robustness.py --lessons 04 --profile laptop --seeds 3 --threads 2   # real SmolLM2 weights
+    python course/tools/robustness.py --lessons 04 --profile laptop --first-seed 3 --seeds 2 --threads 2 \
+        --breakages "prompt not masked" "labels shifted by one"      # more seeds, two breakages
 
 Lesson 05 checks no training of its own (it reads lesson 04's saved run and says when that run missed its check).
 """
@@ -194,10 +196,14 @@ RUNS = {"04": lesson04, "06": lesson06, "07": lesson07, "08": lesson08}
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--seeds", type=int, default=8, help="how many seeds, from --first-seed on")
+    p.add_argument("--first-seed", type=int, default=0, help="to extend an earlier run to new seeds")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--lessons", nargs="+", default=sorted(RUNS))
     p.add_argument("--no-breakages", action="store_true")
+    p.add_argument("--breakages-only", action="store_true", help="skip the unbroken runs")
+    p.add_argument("--breakages", nargs="+", default=list(BREAKAGES), choices=BREAKAGES, metavar="BREAKAGE",
+                   help=f"which of lesson 04's breakages to run (default all: {', '.join(BREAKAGES)})")
     p.add_argument("--profile", default="smoke", choices=["smoke", "laptop"],
                    help="lesson 04 only: laptop runs it on the real SmolLM2 weights (make smollm2 first)")
     a = p.parse_args(argv)
@@ -208,10 +214,10 @@ def main(argv=None) -> int:
     transformers.logging.set_verbosity_error()
     worst, failed = {}, []
     print(f"{'lesson':6} {'seed':>4} {'thr':>3}  {'quantity':34} {'value':>8} {'bar':>8} {'margin':>8}")
-    for lesson in a.lessons:
+    for lesson in [] if a.breakages_only else a.lessons:
         for threads in a.threads:
             torch.set_num_threads(threads)
-            for seed in range(a.seeds):
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
                 t0 = time.perf_counter()
                 margins = RUNS[lesson](seed, profile=a.profile) if lesson == "04" else RUNS[lesson](seed)
                 for name, (value, bar, margin) in margins.items():
@@ -222,8 +228,8 @@ def main(argv=None) -> int:
                 print(f"{'':6} {'':>4} {'':>3}  ({time.perf_counter() - t0:.1f} s)", flush=True)
     if "04" in a.lessons and not a.no_breakages:
         torch.set_num_threads(a.threads[0])
-        for breakage in BREAKAGES:
-            for seed in range(a.seeds):
+        for breakage in a.breakages:
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
                 try:
                     margins = lesson04(seed, breakage, profile=a.profile)
                 except Exception as exc:           # e.g. trl refuses a set with no answer token to learn
